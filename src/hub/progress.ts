@@ -1,0 +1,37 @@
+import type { HubProgress } from "./options.js";
+
+const BIG = 10 * 1024 * 1024;
+
+function mb(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+export function warn(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
+}
+
+/**
+ * The default progress report for files over 10 MB: a line rewritten with \r at most once a second on a
+ * terminal; otherwise (logs, CI) a start line, a line every 10 s, and an end line.
+ */
+export function stderrProgress(label: string): (p: HubProgress) => void {
+  const tty = process.stderr.isTTY === true;
+  const every = tty ? 1000 : 10_000;
+  let last = -Infinity;
+  let finished = false;
+  return (p) => {
+    if (finished || p.total === undefined || p.total <= BIG) return;
+    const now = Date.now();
+    const done = p.downloaded >= p.total;
+    const pct = Math.floor((100 * p.downloaded) / p.total);
+    const text = `${label}: ${mb(p.downloaded)} / ${mb(p.total)} (${pct}%)`;
+    if (done) {
+      finished = true;
+      process.stderr.write(tty ? `\r${text}\x1b[K\n` : `${label}: downloaded ${mb(p.total)}\n`);
+    } else if (now - last >= every) {
+      const first = last === -Infinity;
+      last = now;
+      process.stderr.write(tty ? `\r${text}\x1b[K` : first ? `${label}: downloading ${mb(p.total)}\n` : `${text}\n`);
+    }
+  };
+}

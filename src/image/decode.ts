@@ -1,0 +1,194 @@
+/**
+ * Image decoding with sharp, giving the same RGB bytes as Pillow 9.4 `Image.open(f).convert("RGB")`.
+ * sharp's own conversions differ from Pillow's in places (ICC transforms, CMYK, 16-bit gray), so we
+ * ask sharp for the stored channels and convert them here.
+ */
+import { readFile } from "node:fs/promises";
+import sharp, { type Metadata, type OutputInfo, type SharpOptions } from "sharp";
+import { ImageError, InputError } from "../errors.js";
+import type { ImageInput, RgbImage } from "./types.js";
+
+export interface LoadImageOptions {
+  /** Rotate/flip by the EXIF Orientation tag. Default false: Pillow and the HF processor ignore it. */
+  applyExifOrientation?: boolean;
+  /** Refuse images with more pixels than this, from the header, before decoding. Default: Pillow's
+   *  DecompressionBombError limit (2 * MAX_IMAGE_PIXELS). */
+  maxPixels?: number;
+}
+
+export const DEFAULT_MAX_PIXELS = 178956970;
+
+/** Formats Pillow can also open (plus HEIF/AVIF); sharp's SVG/PDF renderers are not wanted here. */
+const FORMATS = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif"]);
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function isRgbImage(x: unknown): x is RgbImage {
+  return typeof x === "object" && x !== null && !(x instanceof Uint8Array) && "data" in x;
+}
+
+/** Throws ImageError unless `img` is a well-formed RgbImage. */
+export function checkRgbImage(img: RgbImage, label = "<RgbImage>"): RgbImage {
+  const { width, height, data } = img;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new ImageError(label, `width and height must be positive integers, got ${width}x${height}`);
+  }
+  if (!(data instanceof Uint8Array) || data.length !== width * height * 3) {
+    throw new ImageError(label, `data must be a Uint8Array of width*height*3 = ${width * height * 3} bytes`);
+  }
+  return img;
+}
+
+/** Decode a file path or encoded bytes to RGB; an RgbImage is checked and returned as is. */
+export async function loadImage(input: ImageInput, options: LoadImageOptions = {}): Promise<RgbImage> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (typeof maxPixels !== "number" || !(maxPixels > 0)) {
+    throw new InputError("maxPixels", `must be a positive number, got ${String(maxPixels)}`);
+  }
+  if (typeof input === "string") {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(input);
+    } catch (e) {
+      throw new ImageError(input, `cannot read file: ${message(e)}`, { cause: e });
+    }
+    return decodeImage(bytes, input, maxPixels, options.applyExifOrientation === true);
+  }
+  if (input instanceof Uint8Array) {
+    return decodeImage(input, "<bytes>", maxPixels, options.applyExifOrientation === true);
+  }
+  if (isRgbImage(input)) return checkRgbImage(input);
+  throw new ImageError("", "expected a file path, encoded image bytes or an RgbImage");
+}
+
+async function decodeImage(bytes: Uint8Array, label: string, maxPixels: number, autoOrient: boolean): Promise<RgbImage> {
+  if (bytes.length === 0) throw new ImageError(label, "empty input");
+  // ignoreIcc: Pillow does not colour-manage. pages: 1 = first frame of GIF/WebP/TIFF.
+  const opts: SharpOptions = {
+    failOn: "warning",
+    ignoreIcc: true,
+    limitInputPixels: false,
+    pages: 1,
+    autoOrient,
+  };
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, opts).metadata(); // header only
+  } catch (e) {
+    throw new ImageError(label, `cannot decode image: ${message(e)}`, { cause: e });
+  }
+  const { width, height, format, space } = meta;
+  if (!FORMATS.has(format)) throw new ImageError(label, `unsupported image format: ${format}`);
+  if (!(width > 0 && height > 0)) throw new ImageError(label, `invalid image size ${width}x${height}`);
+  if (width * height > maxPixels) {
+    throw new ImageError(label, `image has ${width}x${height} = ${width * height} pixels, more than the limit of ${maxPixels}`);
+  }
+
+  const is16 = meta.depth === "ushort";
+  const gray = space === "b-w" || space === "grey16";
+  let pipeline = sharp(bytes, opts);
+  if (space === "cmyk") pipeline = pipeline.toColourspace("cmyk");
+  else if (gray) pipeline = pipeline.toColourspace(is16 ? "grey16" : "b-w");
+  else pipeline = pipeline.toColourspace(is16 ? "rgb16" : "srgb");
+  const wide = is16 && space !== "cmyk";
+
+  let data: Buffer;
+  let info: OutputInfo;
+  try {
+    ({ data, info } = await pipeline.raw({ depth: wide ? "ushort" : "uchar" }).toBuffer({ resolveWithObject: true }));
+  } catch (e) {
+    throw new ImageError(label, `cannot decode image: ${message(e)}`, { cause: e });
+  }
+  const w = info.width, h = info.height, ch = info.channels;
+  const n = w * h;
+  if (!(w > 0 && h > 0) || data.length !== n * ch * (wide ? 2 : 1) || ch < 1 || ch > 5) {
+    throw new ImageError(label, `decoder returned unexpected data (${w}x${h}x${ch}, ${data.length} bytes)`);
+  }
+
+  let samples: Uint8Array;
+  if (wide) {
+    // Pillow opens 16-bit gray PNG as mode "I" and convert("RGB") clips it to 0..255; every other
+    // 16-bit PNG mode keeps the high byte.
+    const u16 = new Uint16Array(n * ch);
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    for (let i = 0; i < u16.length; i++) u16[i] = dv.getUint16(i * 2, true);
+    const clip = gray && (format === "png" ? pngColorType(bytes) === 0 : ch === 1);
+    samples = new Uint8Array(u16.length);
+    for (let i = 0; i < u16.length; i++) samples[i] = clip ? Math.min(u16[i]!, 255) : u16[i]! >> 8;
+  } else {
+    samples = data;
+  }
+
+  if (ch === 3 && space !== "cmyk") {
+    return { width: w, height: h, data: new Uint8Array(samples.buffer, samples.byteOffset, n * 3) };
+  }
+  const out = new Uint8Array(n * 3);
+  if (space === "cmyk" && ch >= 4) {
+    // Pillow reads every CMYK JPEG as inverted (Adobe) data; libjpeg/libvips invert only with an
+    // Adobe APP14 marker, so undo the difference for JPEGs without one.
+    const invert = format === "jpeg" && !jpegHasAdobeMarker(bytes);
+    cmykToRgb(samples, ch, invert, out);
+  } else if (ch <= 2) {
+    // L / LA -> RGB: replicate gray, drop alpha.
+    for (let i = 0, p = 0; i < n; i++, p += ch) {
+      const v = samples[p]!;
+      out[i * 3] = v;
+      out[i * 3 + 1] = v;
+      out[i * 3 + 2] = v;
+    }
+  } else {
+    // RGBA -> RGB drops alpha (no compositing), as Pillow does.
+    for (let i = 0, p = 0; i < n; i++, p += ch) {
+      out[i * 3] = samples[p]!;
+      out[i * 3 + 1] = samples[p + 1]!;
+      out[i * 3 + 2] = samples[p + 2]!;
+    }
+  }
+  return { width: w, height: h, data: out };
+}
+
+/** Pillow Convert.c `cmyk2rgb`: r = (255-k) - round((255-k) * c / 255). */
+function cmykToRgb(src: Uint8Array, ch: number, invert: boolean, out: Uint8Array): void {
+  const n = out.length / 3;
+  for (let i = 0, p = 0; i < n; i++, p += ch) {
+    const k = invert ? 255 - src[p + 3]! : src[p + 3]!;
+    const nk = 255 - k;
+    for (let c = 0; c < 3; c++) {
+      const v = invert ? 255 - src[p + c]! : src[p + c]!;
+      const t = v * nk + 128; // MULDIV255
+      out[i * 3 + c] = nk - (((t >> 8) + t) >> 8);
+    }
+  }
+}
+
+/** PNG IHDR colour type (byte 25), or -1 if the header is not there. */
+function pngColorType(b: Uint8Array): number {
+  return b.length > 25 ? b[25]! : -1;
+}
+
+/** True when the JPEG has an APP14 "Adobe" segment that libjpeg accepts (length >= 14). */
+function jpegHasAdobeMarker(b: Uint8Array): boolean {
+  let i = 2;
+  while (i + 4 <= b.length) {
+    if (b[i] !== 0xff) return false;
+    const m = b[i + 1]!;
+    if (m === 0xff) {
+      i++;
+      continue;
+    }
+    if (m === 0xda || m === 0xd9) return false;
+    if (m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
+      i += 2;
+      continue;
+    }
+    const len = (b[i + 2]! << 8) | b[i + 3]!;
+    if (m === 0xee && len >= 14 && i + 9 <= b.length &&
+        b[i + 4] === 0x41 && b[i + 5] === 0x64 && b[i + 6] === 0x6f && b[i + 7] === 0x62 && b[i + 8] === 0x65) {
+      return true;
+    }
+    i += 2 + len;
+  }
+  return false;
+}

@@ -1,0 +1,137 @@
+/**
+ * The model as three separately runnable graphs, so a task can encode an image (or a text) once and
+ * reuse it: the text tower, the vision tower (each ending in the cross-modal transform + token type that
+ * feeds the bridge) and the fusion with a head. Together they compute `BridgeTowerModel.forward`.
+ */
+import { Graph, type Value } from "../onnx/graph.js";
+import { numImageTokens, splitIndex, type BridgeTowerConfig } from "./config.js";
+import { contrastiveHead, itmHead, mlmHead } from "./heads.js";
+import { fusion } from "./fusion.js";
+import { extendedAttentionMask, layerNorm, linear, toBatchMajor, firstToken, type Seq } from "./nn.js";
+import { textEmbeddings, textLayer } from "./text.js";
+import { residualAttention, visionEmbeddings } from "./vision.js";
+import { Weights, type WeightStore } from "./weights.js";
+
+export type Head = "none" | "itm" | "mlm" | "itc";
+
+/** Names of the tensors passed between the parts. */
+export const textBridge = (k: number) => `text_bridge.${k}`;
+export const imageBridge = (k: number) => `image_bridge.${k}`;
+export const TEXT_CLS = "text_cls";
+
+function dim(g: Graph, x: Value, i: number): Value {
+  return g.op("Slice", [g.op("Shape", [x]), g.ints([i]), g.ints([i + 1])]);
+}
+
+/** Text tower: input_ids, attention_mask → `text_bridge.k` `[B, T, H]` for each cross layer k, and `text_cls`. */
+export function buildTextPart(store: WeightStore, c: BridgeTowerConfig, hiddenStates = false): Graph {
+  const g = new Graph("bridgetower_text");
+  const tc = c.textConfig;
+  const H = tc.hiddenSize;
+  const ids = g.input("input_ids", "int64", ["batch", "text_len"]);
+  const mask = g.input("attention_mask", "int64", ["batch", "text_len"]);
+  const w = new Weights(g, store, "bridgetower");
+  const seq: Seq = { rows: "", batch: dim(g, ids, 0), len: dim(g, ids, 1), hidden: H };
+  const ext = extendedAttentionMask(g, mask);
+  const tm = w.at("text_model");
+  const hs = [g.op("Reshape", [textEmbeddings(tm.at("embeddings"), tc, ids), g.ints([-1, H])])];
+  for (let l = 0; l < tc.numHiddenLayers; l++) hs.push(textLayer(tm.at("encoder", "layer", l), tc, { ...seq, rows: hs[l] }, ext));
+  const tokenType0 = g.op("Gather", [w.get("token_type_embeddings.weight", [2, c.hiddenSize]), g.ints([0])]);
+  const S = splitIndex(c);
+  for (let k = 0; k < c.numHiddenLayers; k++) {
+    const t = g.op("Add", [linear(w.at("cross_modal_text_transform"), hs[S + k], H, c.hiddenSize), tokenType0]);
+    g.output(toBatchMajor(g, { ...seq, hidden: c.hiddenSize }, t), textBridge(k), "float", ["batch", "text_len", c.hiddenSize]);
+  }
+  // The contrastive head reads the last uni-modal text layer's first token.
+  g.output(firstToken(g, seq, hs[tc.numHiddenLayers]), TEXT_CLS, "float", ["batch", H]);
+  if (hiddenStates) hs.forEach((h, i) => g.output(toBatchMajor(g, seq, h), `hidden_states.text.${i}`, "float"));
+  return g;
+}
+
+/** Vision tower: pixel_values → `image_bridge.k` `[B, N, H]` for each cross layer k. */
+export function buildVisionPart(store: WeightStore, c: BridgeTowerConfig, hiddenStates = false): Graph {
+  const g = new Graph("bridgetower_vision");
+  const vc = c.visionConfig;
+  const H = vc.hiddenSize;
+  const N = numImageTokens(vc);
+  const pixels = g.input("pixel_values", "float", ["batch", vc.numChannels, vc.imageSize, vc.imageSize]);
+  const w = new Weights(g, store, "bridgetower");
+  const visual = w.at("vision_model", "visual");
+  const batch = dim(g, pixels, 0);
+  const seq: Seq = { rows: "", batch, len: g.ints([N]), hidden: H };
+  const hs = [g.op("Reshape", [visionEmbeddings(visual, vc, pixels, batch), g.ints([-1, H])])];
+  // The bridge follows the text depth: vision blocks beyond it never run (as upstream).
+  for (let l = 0; l < c.textConfig.numHiddenLayers; l++)
+    hs.push(residualAttention(visual.at("transformer", "resblocks", l), vc, { ...seq, rows: hs[l] }));
+  const tokenType1 = g.op("Gather", [w.get("token_type_embeddings.weight", [2, c.hiddenSize]), g.ints([1])]);
+  const S = splitIndex(c);
+  for (let k = 0; k < c.numHiddenLayers; k++) {
+    // forward_post (shared ln_post), then the image transform + token type 1.
+    const post = layerNorm(visual.at("ln_post"), hs[S + k], H, vc.layerNormEps);
+    const i = g.op("Add", [linear(w.at("cross_modal_image_transform"), post, H, c.hiddenSize), tokenType1]);
+    g.output(toBatchMajor(g, { ...seq, hidden: c.hiddenSize }, i), imageBridge(k), "float", ["batch", N, c.hiddenSize]);
+  }
+  // transformers returns vision hidden states token-major [N, B, H] (nn.MultiheadAttention layout).
+  if (hiddenStates)
+    hs.forEach((h, i) => g.output(g.op("Transpose", [toBatchMajor(g, seq, h)], { perm: [1, 0, 2] }), `hidden_states.image.${i}`, "float"));
+  return g;
+}
+
+/** Fusion + head: bridge inputs and attention_mask → features, pooler_output and the head's outputs. */
+export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: Head, hiddenStates = false): Graph {
+  const g = new Graph(`bridgetower_fusion_${head}`);
+  const H = c.hiddenSize;
+  const N = numImageTokens(c.visionConfig);
+  const mask = g.input("attention_mask", "int64", ["batch", "text_len"]);
+  const tSeq: Seq = { rows: "", batch: dim(g, mask, 0), len: dim(g, mask, 1), hidden: H };
+  const iSeq: Seq = { ...tSeq, len: g.ints([N]) };
+  const textIn: Seq[] = [];
+  const imageIn: Seq[] = [];
+  for (let k = 0; k < c.numHiddenLayers; k++) {
+    const t = g.input(textBridge(k), "float", ["batch", "text_len", H]);
+    const i = g.input(imageBridge(k), "float", ["batch", N, H]);
+    textIn.push({ ...tSeq, rows: g.op("Reshape", [t, g.ints([-1, H])]) });
+    imageIn.push({ ...iSeq, rows: g.op("Reshape", [i, g.ints([-1, H])]) });
+  }
+  const root = new Weights(g, store);
+  const w = root.at("bridgetower");
+  const out = fusion(w, c, textIn, imageIn, extendedAttentionMask(g, mask));
+  const X = c.numHiddenLayers;
+  g.output(toBatchMajor(g, tSeq, out.crossText[X - 1]), "text_features", "float", ["batch", "text_len", H]);
+  g.output(toBatchMajor(g, iSeq, out.crossImage[X - 1]), "image_features", "float", ["batch", N, H]);
+  g.output(out.poolerOutput, "pooler_output", "float", ["batch", 2 * H]);
+  if (hiddenStates)
+    for (let k = 0; k < X; k++) {
+      g.output(toBatchMajor(g, tSeq, out.crossText[k]), `cross.text.${k}`, "float");
+      g.output(toBatchMajor(g, iSeq, out.crossImage[k]), `cross.image.${k}`, "float");
+    }
+  if (head === "itm") g.output(itmHead(root.at("itm_score"), c, out.poolerOutput), "itm.logits", "float", ["batch", 2]);
+  if (head === "mlm") {
+    const V = c.textConfig.vocabSize;
+    const logits = mlmHead(root.at("mlm_score"), root, c, out.crossText[X - 1]);
+    g.output(toBatchMajor(g, { ...tSeq, hidden: V }, logits), "mlm.logits", "float", ["batch", "text_len", V]);
+  }
+  if (head === "itc") buildContrastive(g, root, c, out.poolerOutput, imageIn[X - 1]);
+  return g;
+}
+
+/** `BridgeTowerForContrastiveLearning`'s embeddings, their stack and the similarity matrices. */
+function buildContrastive(g: Graph, root: Weights, c: BridgeTowerConfig, pooler: Value, lastImage: Seq): void {
+  const H = c.hiddenSize;
+  const C = c.contrastiveHiddenSize!;
+  const textCls = g.input(TEXT_CLS, "float", ["batch", c.textConfig.hiddenSize]);
+  const t = contrastiveHead(root.at("itc_text_head"), textCls, c.textConfig.hiddenSize, C);
+  const i = contrastiveHead(root.at("itc_image_head"), firstToken(g, lastImage), H, C);
+  const x = contrastiveHead(root.at("itc_cross_modal_head"), pooler, 2 * H, C);
+  const unsq = (v: Value) => g.op("Unsqueeze", [v, g.ints([1])]);
+  g.output(g.op("Concat", [unsq(t), unsq(i), unsq(x)], { axis: 1 }), "itc.logits", "float", ["batch", 3, C]);
+  g.output(t, "itc.text_embeds", "float", ["batch", C]);
+  g.output(i, "itc.image_embeds", "float", ["batch", C]);
+  g.output(x, "itc.cross_embeds", "float", ["batch", C]);
+  const scale = g.op("Exp", [root.get("logit_scale", [])]);
+  const sim = (a: Value, b: Value) => g.op("Mul", [g.op("MatMul", [a, g.op("Transpose", [b], { perm: [1, 0] })]), scale]);
+  g.output(scale, "itc.logit_scale_exp", "float", []);
+  g.output(sim(t, i), "itc.logits_text_to_image", "float", ["batch", "batch"]);
+  g.output(sim(t, x), "itc.logits_text_to_cross", "float", ["batch", "batch"]);
+  g.output(sim(i, x), "itc.logits_image_to_cross", "float", ["batch", "batch"]);
+}

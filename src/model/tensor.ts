@@ -1,0 +1,32 @@
+/** A plain tensor: row-major data and its dimensions (onnxruntime's Tensor has the same two fields). */
+export interface Tensor<T extends Float32Array | BigInt64Array = Float32Array | BigInt64Array> {
+  data: T;
+  dims: readonly number[];
+}
+
+export function int64Tensor(rows: readonly (readonly number[])[]): Tensor<BigInt64Array> {
+  const T = rows[0]?.length ?? 0;
+  const data = new BigInt64Array(rows.length * T);
+  rows.forEach((r, b) => r.forEach((v, t) => (data[b * T + t] = BigInt(v))));
+  return { data, dims: [rows.length, T] };
+}
+
+export function toNumberRows(t: Tensor): number[][] {
+  const [B, T] = t.dims;
+  return Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, i) => Number(t.data[b * T + i])));
+}
+
+/** Rows `[b0, b1)` along the first axis, as a view. */
+export function sliceBatch<T extends Float32Array | BigInt64Array>(t: Tensor<T>, b0: number, b1: number): Tensor<T> {
+  const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+  return { data: t.data.subarray(b0 * per, b1 * per) as T, dims: [b1 - b0, ...t.dims.slice(1)] };
+}
+
+/** Repeats a batch-1 tensor `n` times along the first axis. */
+export function repeatBatch<T extends Float32Array | BigInt64Array>(t: Tensor<T>, n: number): Tensor<T> {
+  if (t.dims[0] !== 1) throw new Error("repeatBatch needs batch 1");
+  const per = t.data.length;
+  const data = new (t.data.constructor as { new (n: number): T })(per * n);
+  for (let i = 0; i < n; i++) (data as Float32Array).set(t.data as Float32Array, i * per);
+  return { data, dims: [n, ...t.dims.slice(1)] };
+}

@@ -1,0 +1,128 @@
+import { dirname, relative, sep } from "node:path";
+import { realpathSync } from "node:fs";
+import { CheckpointFormatError, UnsupportedCheckpointError } from "../errors.js";
+import { bytesToFloat32, type TensorEntry, type TensorSource } from "../io/tensors.js";
+import { ELEM_OF_DTYPE, type Graph, type Value } from "../onnx/graph.js";
+
+/** Backbone keys live under this prefix in head checkpoints (`base_model_prefix` in transformers). */
+export const BACKBONE_PREFIX = "bridgetower.";
+const HEAD_PREFIXES = ["itm_score.", "mlm_score.", "itc_text_head.", "itc_image_head.", "itc_cross_modal_head.", "logit_scale"];
+
+/** Buffers that old pickles carry and `from_pretrained` ignores. */
+const IGNORED = [/(^|\.)position_ids$/, /(^|\.)token_type_ids$/];
+
+/**
+ * All tensors of a checkpoint under canonical names (backbone under `bridgetower.`, heads without prefix,
+ * as in head checkpoints; a bare `BridgeTowerModel` checkpoint gets the prefix added, like `from_pretrained`).
+ * Tracks which tensors the graph used, to report missing and unexpected keys.
+ */
+export class WeightStore {
+  readonly entries = new Map<string, TensorEntry & { source: TensorSource }>();
+  /** The folder onnxruntime resolves external-data locations against. */
+  readonly dataDir: string;
+  private used = new Set<string>();
+  private casts = new WeakMap<Graph, Map<string, Value>>();
+  readonly missing: string[] = [];
+
+  constructor(readonly sources: TensorSource[]) {
+    const entries = sources.flatMap((s) => [...s.entries.values()].map((e) => ({ ...e, source: s })));
+    const hasPrefix = entries.some((e) => e.name.startsWith(BACKBONE_PREFIX));
+    for (const e of entries) {
+      if (IGNORED.some((r) => r.test(e.name))) continue;
+      const isHead = HEAD_PREFIXES.some((p) => e.name.startsWith(p));
+      const name = hasPrefix || isHead ? e.name : BACKBONE_PREFIX + e.name;
+      this.entries.set(name, e);
+    }
+    // Checkpoint files may be symlinks (Hugging Face cache): onnxruntime needs the real folder.
+    const dirs = new Set(sources.map((s) => dirname(realpathSync(s.path))));
+    if (dirs.size > 1) throw new CheckpointFormatError(sources[0].path, "all weight files must be in one folder");
+    this.dataDir = [...dirs][0] ?? ".";
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  /** Registers tensor `name` in graph `g` as an initializer (float32 in the graph) and returns its value. */
+  use(g: Graph, name: string, shape: number[]): Value {
+    const e = this.entries.get(name);
+    if (!e) {
+      if (!this.missing.includes(name)) this.missing.push(name);
+      return name; // reported all together by checkMissing()
+    }
+    if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i]))
+      throw new UnsupportedCheckpointError(
+        e.file,
+        `parameter ${name} has shape [${e.shape.join(", ")}] but the config implies [${shape.join(", ")}]`,
+      );
+    this.used.add(name);
+    const elem = ELEM_OF_DTYPE[e.dtype];
+    if (e.dtype === "F32") return g.external(name, "float", shape, this.ref(e));
+    if (e.dtype === "F16" || e.dtype === "BF16") {
+      // Half-precision weights stay half on disk; the Cast is folded into float32 at session creation.
+      let casts = this.casts.get(g);
+      if (!casts) this.casts.set(g, (casts = new Map()));
+      const hit = casts.get(name);
+      if (hit) return hit;
+      const half = g.external(`${name}.${e.dtype.toLowerCase()}`, elem!, shape, this.ref(e));
+      const out = g.op("Cast", [half], { to: 1 /* FLOAT */ });
+      casts.set(name, out);
+      return out;
+    }
+    throw new UnsupportedCheckpointError(e.file, `parameter ${name} has dtype ${e.dtype}; expected a float type`);
+  }
+
+  private ref(e: TensorEntry) {
+    const location = relative(this.dataDir, realpathSync(e.file)).split(sep).join("/");
+    return { location, offset: e.offset, length: e.byteLength };
+  }
+
+  /** Reads a (small) tensor into float32, e.g. `logit_scale`. */
+  async readFloat32(name: string): Promise<Float32Array> {
+    const e = this.entries.get(name);
+    if (!e) throw new UnsupportedCheckpointError(this.sources[0]?.path ?? "", `the checkpoint has no ${name}`);
+    this.used.add(name);
+    return bytesToFloat32(await e.source.readBytes(e.name), e.dtype);
+  }
+
+  /** Throws one error listing every parameter the graph asked for and the checkpoint lacks. */
+  checkMissing(what: string): void {
+    if (this.missing.length === 0) return;
+    const list = this.missing.slice(0, 20).join(", ") + (this.missing.length > 20 ? `, … (${this.missing.length} in all)` : "");
+    throw new UnsupportedCheckpointError(this.sources[0]?.path ?? "", `missing ${this.missing.length} parameter(s) needed by ${what}: ${list}`);
+  }
+
+  /** Checkpoint tensors that no built graph used. */
+  unused(): string[] {
+    return [...this.entries.keys()].filter((n) => !this.used.has(n));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sources.map((s) => s.close()));
+  }
+}
+
+/**
+ * A view of the store under a dotted prefix, like candle's `VarBuilder::pp`: model code asks for
+ * `w.at("attention").at("self").get("query.weight", [H, H])` with Hugging Face's parameter names.
+ */
+export class Weights {
+  constructor(readonly g: Graph, readonly store: WeightStore, readonly prefix = "") {}
+
+  at(...parts: (string | number)[]): Weights {
+    const p = parts.join(".");
+    return new Weights(this.g, this.store, this.prefix ? `${this.prefix}.${p}` : p);
+  }
+
+  name(leaf: string): string {
+    return this.prefix ? `${this.prefix}.${leaf}` : leaf;
+  }
+
+  get(leaf: string, shape: number[]): Value {
+    return this.store.use(this.g, this.name(leaf), shape);
+  }
+
+  has(leaf: string): boolean {
+    return this.store.has(this.name(leaf));
+  }
+}

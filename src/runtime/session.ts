@@ -1,0 +1,26 @@
+import { availableParallelism } from "node:os";
+import ort from "onnxruntime-node";
+import type { Graph } from "../onnx/graph.js";
+
+export interface RuntimeOptions {
+  /** Intra-op threads for onnxruntime (default: all cores). */
+  threads?: number;
+}
+
+export type OrtTensor = ort.Tensor;
+export const OrtTensorCtor = ort.Tensor;
+
+/**
+ * Creates an onnxruntime session for a graph whose weights are external data in `dataDir`
+ * (the folder of the checkpoint's real file, so Hugging Face cache symlinks work).
+ */
+export async function createSession(graph: Graph, dataDir: string, options: RuntimeOptions = {}): Promise<ort.InferenceSession> {
+  const threads = options.threads && options.threads > 0 ? options.threads : availableParallelism();
+  return ort.InferenceSession.create(graph.toBytes(), {
+    executionProviders: ["cpu"],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+    extra: { session: { model_external_initializers_file_folder_path: dataDir } },
+  });
+}

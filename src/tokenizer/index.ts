@@ -1,0 +1,2 @@
+export { RobertaTokenizer, cleanUpTokenization, type DecodeOptions } from "./roberta.js";
+export type { EncodeOptions, Encoding } from "./options.js";
