@@ -9,7 +9,7 @@ import { dirname } from "node:path";
 import { HubError } from "../errors.js";
 import { NetworkError, discard, readBody, send, statusError, type Target } from "./http.js";
 import type { Settings } from "./options.js";
-import { stderrProgress, warn } from "./progress.js";
+import { endProgressLine, stderrProgress, warn } from "./progress.js";
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
@@ -55,7 +55,12 @@ const inflight = new Map<string, Promise<void>>();
 export function downloadBlob(s: Settings, job: BlobJob): Promise<void> {
   let p = inflight.get(job.blob);
   if (!p) {
-    p = run(s, job).finally(() => inflight.delete(job.blob));
+    p = run(s, job)
+      .catch((e: unknown) => {
+        endProgressLine();
+        throw e;
+      })
+      .finally(() => inflight.delete(job.blob));
     inflight.set(job.blob, p);
   }
   return p;

@@ -51,6 +51,14 @@ export function checkFileName(repoId: string, file: string): void {
   }
 }
 
+/** Revisions name files under refs/, so they must not climb out of it either. */
+function checkRevision(repoId: string, revision: string): void {
+  const parts = revision.split("/");
+  if (revision.includes("\\") || parts.some((p) => p === "" || p === "." || p === "..")) {
+    throw new HubError(repoId, `"${revision}" is not a valid revision (a branch, tag or commit hash)`);
+  }
+}
+
 /** Percent-encoding as Python's urllib.parse.quote (encodeURIComponent leaves !'()* alone). */
 function quote(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
@@ -78,6 +86,7 @@ export async function getFile(
 ): Promise<Got> {
   checkRepoId(repoId);
   checkFileName(repoId, file);
+  checkRevision(repoId, s.revision);
   try {
     new URL(s.endpoint);
   } catch {
@@ -148,7 +157,9 @@ export async function getFile(
   const expectedSize = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
   const location = res.headers.get("location");
   const downloadUrl = res.status >= 300 && location ? new URL(location, head.url).href : head.url;
-  if (commit === undefined || !COMMIT_HASH.test(commit) || etag === undefined || /[/\\]/.test(etag)) {
+  // The etag names the blob file: anything path-like would be unsafe.
+  const badEtag = etag === undefined || !/^[\w.-]+$/.test(etag) || /^\.+$/.test(etag);
+  if (commit === undefined || !COMMIT_HASH.test(commit) || etag === undefined || badEtag) {
     return fromCache(
       `the server at ${s.endpoint} sent no commit hash or ETag for "${file}"`,
       new HubError(

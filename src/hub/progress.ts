@@ -6,8 +6,18 @@ function mb(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
+// True while a terminal progress line waits for its end, so a warning starts on a fresh line.
+let lineOpen = false;
+
 export function warn(message: string): void {
-  process.stderr.write(`warning: ${message}\n`);
+  process.stderr.write(`${lineOpen ? "\n" : ""}warning: ${message}\n`);
+  lineOpen = false;
+}
+
+/** Ends an unfinished terminal progress line (a download failed), so what follows starts cleanly. */
+export function endProgressLine(): void {
+  if (lineOpen) process.stderr.write("\n");
+  lineOpen = false;
 }
 
 /**
@@ -28,10 +38,12 @@ export function stderrProgress(label: string): (p: HubProgress) => void {
     if (done) {
       finished = true;
       process.stderr.write(tty ? `\r${text}\x1b[K\n` : `${label}: downloaded ${mb(p.total)}\n`);
+      lineOpen = false;
     } else if (now - last >= every) {
       const first = last === -Infinity;
       last = now;
       process.stderr.write(tty ? `\r${text}\x1b[K` : first ? `${label}: downloading ${mb(p.total)}\n` : `${text}\n`);
+      lineOpen = tty;
     }
   };
 }

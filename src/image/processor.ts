@@ -10,7 +10,7 @@ import {
   type ImageProcessorConfig,
 } from "./config.js";
 import { checkRgbImage } from "./decode.js";
-import { resizeBicubic } from "./resample.js";
+import { resizeBicubicRegion } from "./resample.js";
 import type { RgbImage } from "./types.js";
 
 export interface PreprocessOptions {
@@ -74,20 +74,31 @@ export class BridgeTowerImageProcessor {
     const doCrop = options.doCenterCrop ?? (options.upstreamCropBug ? false : c.doCenterCrop);
     const crop = (c.cropSize ?? c.size).shortestEdge;
 
-    const resized = images.map((img, i) => {
+    // Per image: the output box (h x w) and the part of it that comes from image pixels; the
+    // rest is center-crop padding, uint8 zero (numpy center_crop pads before rescaling).
+    const parts = images.map((img, i) => {
       checkRgbImage(img, `image ${i}`);
-      if (!c.doResize) return img;
-      const [h, w] = resizeOutputSize(img.height, img.width, c.size.shortestEdge, c.sizeDivisor);
-      if (h < 1 || w < 1) {
-        // Pillow refuses a zero-sized resize; this happens for extreme aspect ratios.
-        throw new ImageError(`image ${i}`, `${img.width}x${img.height} would be resized to ${w}x${h}`);
+      let [rh, rw] = [img.height, img.width];
+      if (c.doResize) {
+        [rh, rw] = resizeOutputSize(img.height, img.width, c.size.shortestEdge, c.sizeDivisor);
+        if (rh < 1 || rw < 1) {
+          // Pillow refuses a zero-sized resize; this happens for extreme aspect ratios.
+          throw new ImageError(`image ${i}`, `${img.width}x${img.height} would be resized to ${rw}x${rh}`);
+        }
       }
-      return resizeBicubic(img, w, h);
+      const [h, w] = doCrop ? [crop, crop] : [rh, rw];
+      // numpy center_crop: window offset floor((in - out) / 2), may be negative.
+      const top = Math.floor((rh - h) / 2);
+      const left = Math.floor((rw - w) / 2);
+      const y0 = Math.max(0, top), y1 = Math.min(rh, top + h);
+      const x0 = Math.max(0, left), x1 = Math.min(rw, left + w);
+      const src = c.doResize ? resizeBicubicRegion(img, rw, rh, x0, y0, x1 - x0, y1 - y0) : img;
+      const [sy, sx] = c.doResize ? [0, 0] : [y0, x0];
+      return { h, w, src, sy, sx, dy: y0 - top, dx: x0 - left, rows: y1 - y0, cols: x1 - x0 };
     });
-    const sizes = resized.map((r) => (doCrop ? [crop, crop] : [r.height, r.width]) as [number, number]);
-    const maxH = Math.max(...sizes.map((s) => s[0]));
-    const maxW = Math.max(...sizes.map((s) => s[1]));
-    if (!c.doPad && sizes.some(([h, w]) => h !== maxH || w !== maxW)) {
+    const maxH = Math.max(...parts.map((p) => p.h));
+    const maxW = Math.max(...parts.map((p) => p.w));
+    if (!c.doPad && parts.some((p) => p.h !== maxH || p.w !== maxW)) {
       throw new InputError("images", "images have different sizes after preprocessing and doPad is false");
     }
 
@@ -108,31 +119,27 @@ export class BridgeTowerImageProcessor {
     const plane = maxH * maxW;
     const pixelValues = new Float32Array(B * 3 * plane);
     const pixelMask = new BigInt64Array(B * plane);
-    resized.forEach((img, b) => {
-      const [h, w] = sizes[b]!;
-      // numpy center_crop: window offset floor((in - out) / 2); outside the image is uint8 zero.
-      const top = doCrop ? Math.floor((img.height - h) / 2) : 0;
-      const left = doCrop ? Math.floor((img.width - w) / 2) : 0;
-      const src = img.data;
+    parts.forEach((p, b) => {
+      const { src } = p;
       for (let ch = 0; ch < 3; ch++) {
         const base = (b * 3 + ch) * plane;
         const l = ch * 256;
         const zero = lut[l]!;
-        for (let y = 0; y < h; y++) {
-          const sy = y + top;
+        for (let y = 0; y < p.h; y++) {
           const o = base + y * maxW;
-          if (sy < 0 || sy >= img.height) {
-            pixelValues.fill(zero, o, o + w);
+          const ry = y - p.dy;
+          if (ry < 0 || ry >= p.rows) {
+            pixelValues.fill(zero, o, o + p.w);
             continue;
           }
-          const row = sy * img.width;
-          for (let x = 0; x < w; x++) {
-            const sx = x + left;
-            pixelValues[o + x] = sx < 0 || sx >= img.width ? zero : lut[l + src[(row + sx) * 3 + ch]!]!;
-          }
+          pixelValues.fill(zero, o, o + p.dx);
+          pixelValues.fill(zero, o + p.dx + p.cols, o + p.w);
+          let s = ((p.sy + ry) * src.width + p.sx) * 3 + ch;
+          const d = o + p.dx;
+          for (let x = 0; x < p.cols; x++, s += 3) pixelValues[d + x] = lut[l + src.data[s]!]!;
         }
       }
-      for (let y = 0; y < h; y++) pixelMask.fill(1n, b * plane + y * maxW, b * plane + y * maxW + w);
+      for (let y = 0; y < p.h; y++) pixelMask.fill(1n, b * plane + y * maxW, b * plane + y * maxW + p.w);
     });
     return { pixelValues, pixelMask, shape: [B, 3, maxH, maxW] };
   }

@@ -1,7 +1,8 @@
 /**
  * Pillow 9.4 `Image.resize(size, BICUBIC)` for 8-bit RGB, ported from libImaging/Resample.c.
  * Every step (coefficient rounding, the uint8 intermediate, the pass order) is kept as in C,
- * because any shortcut changes some output bytes.
+ * because any shortcut changes some output bytes. The loops are unrolled with zero-weight padding
+ * taps; that only adds exact zeros to the integer sums.
  */
 import type { RgbImage } from "./types.js";
 
@@ -19,25 +20,30 @@ function bicubic(x: number): number {
 }
 const BICUBIC_SUPPORT = 2;
 
-interface Coeffs {
-  ksize: number;
-  /** Per output index: first input index, number of taps. */
-  bounds: Int32Array;
-  /** 22-bit fixed-point weights, `ksize` per output index. */
-  kk: Int32Array;
+/** Coefficients for output indices [first, first + count) of one axis. */
+interface Axis {
+  /** Weights per output index: the most taps used, rounded up to a multiple of 8. */
+  taps: number;
+  /** First input index per output index. */
+  start: Int32Array;
+  /** Taps really used per output index; the remaining weights are 0. */
+  used: Int32Array;
+  /** 22-bit fixed-point weights (integers, kept as doubles: the sums stay exact). */
+  weights: Float64Array;
 }
 
 /** `precompute_coeffs` + `normalize_coeffs_8bpc` for the box (0, inSize). */
-function precomputeCoeffs(inSize: number, outSize: number): Coeffs {
+function precomputeAxis(inSize: number, outSize: number, first: number, count: number): Axis {
   const scale = inSize / outSize;
   const filterscale = scale < 1 ? 1 : scale; // antialias only when downscaling
   const support = BICUBIC_SUPPORT * filterscale;
-  const ksize = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const kk = new Int32Array(outSize * ksize);
-  const k = new Float64Array(ksize);
   const ss = 1 / filterscale; // C multiplies by the reciprocal; dividing would change rounding
-  for (let xx = 0; xx < outSize; xx++) {
+  const start = new Int32Array(count);
+  const used = new Int32Array(count);
+  const raw: Float64Array[] = [];
+  let most = 1;
+  for (let j = 0; j < count; j++) {
+    const xx = first + j;
     const center = (xx + 0.5) * scale;
     // C's (int) truncates toward zero.
     let xmin = Math.trunc(center - support + 0.5);
@@ -45,103 +51,147 @@ function precomputeCoeffs(inSize: number, outSize: number): Coeffs {
     let xmax = Math.trunc(center + support + 0.5);
     if (xmax > inSize) xmax = inSize;
     xmax -= xmin;
+    const k = new Float64Array(xmax);
     let ww = 0;
     for (let x = 0; x < xmax; x++) {
       const w = bicubic((x + xmin - center + 0.5) * ss);
       k[x] = w;
       ww += w;
     }
-    const base = xx * ksize;
     for (let x = 0; x < xmax; x++) {
       const v = ww !== 0 ? k[x]! / ww : k[x]!;
       // Round half away from zero, then truncate, as `normalize_coeffs_8bpc`.
-      kk[base + x] = Math.trunc(v < 0 ? -0.5 + v * ONE : 0.5 + v * ONE);
+      k[x] = Math.trunc(v < 0 ? -0.5 + v * ONE : 0.5 + v * ONE);
     }
-    bounds[xx * 2] = xmin;
-    bounds[xx * 2 + 1] = xmax;
+    start[j] = xmin;
+    used[j] = xmax;
+    raw.push(k);
+    if (xmax > most) most = xmax;
   }
-  return { ksize, bounds, kk };
+  const taps = Math.ceil(most / 8) * 8;
+  const weights = new Float64Array(count * taps);
+  raw.forEach((k, j) => weights.set(k, j * taps));
+  return { taps, start, used, weights };
 }
 
-/** Horizontal pass over input rows [rowFirst, rowFirst + outHeight). */
-function resampleHorizontal(src: RgbImage, outWidth: number, rowFirst: number, outHeight: number, c: Coeffs): Uint8Array {
-  const { ksize, bounds, kk } = c;
-  const inData = src.data;
-  const inStride = src.width * 3;
-  const out = new Uint8Array(outWidth * outHeight * 3);
+const clip8 = (s: number): number => {
+  const v = s >> PRECISION_BITS; // sums stay inside int32 as in C, so this is C's arithmetic shift
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+};
+
+/** Horizontal pass over `rows` input rows starting at `rowFirst`. Taps come in groups of 8. */
+function horizontal(img: RgbImage, ax: Axis, rowFirst: number, rows: number): Uint8Array {
+  const { taps, start, weights } = ax;
+  const outW = start.length;
+  const rowLen = img.width * 3;
+  // Row copy with zero padding so padded taps never read past the row.
+  const line = new Uint8Array(rowLen + taps * 3);
+  const out = new Uint8Array(outW * rows * 3);
   let o = 0;
-  for (let yy = 0; yy < outHeight; yy++) {
-    const rowBase = (yy + rowFirst) * inStride;
-    for (let xx = 0; xx < outWidth; xx++) {
-      const xmin = bounds[xx * 2]!;
-      const n = bounds[xx * 2 + 1]!;
-      const kb = xx * ksize;
+  for (let y = 0; y < rows; y++) {
+    const rb = (rowFirst + y) * rowLen;
+    line.set(img.data.subarray(rb, rb + rowLen));
+    for (let xx = 0; xx < outW; xx++) {
       let s0 = HALF, s1 = HALF, s2 = HALF;
-      let p = rowBase + xmin * 3;
-      for (let x = 0; x < n; x++, p += 3) {
-        const w = kk[kb + x]!;
-        s0 += inData[p]! * w;
-        s1 += inData[p + 1]! * w;
-        s2 += inData[p + 2]! * w;
+      let p = start[xx]! * 3;
+      for (let kb = xx * taps, end = kb + taps; kb < end; kb += 8, p += 24) {
+        const k0 = weights[kb]!, k1 = weights[kb + 1]!, k2 = weights[kb + 2]!, k3 = weights[kb + 3]!;
+        const k4 = weights[kb + 4]!, k5 = weights[kb + 5]!, k6 = weights[kb + 6]!, k7 = weights[kb + 7]!;
+        s0 += line[p]! * k0 + line[p + 3]! * k1 + line[p + 6]! * k2 + line[p + 9]! * k3 +
+          line[p + 12]! * k4 + line[p + 15]! * k5 + line[p + 18]! * k6 + line[p + 21]! * k7;
+        s1 += line[p + 1]! * k0 + line[p + 4]! * k1 + line[p + 7]! * k2 + line[p + 10]! * k3 +
+          line[p + 13]! * k4 + line[p + 16]! * k5 + line[p + 19]! * k6 + line[p + 22]! * k7;
+        s2 += line[p + 2]! * k0 + line[p + 5]! * k1 + line[p + 8]! * k2 + line[p + 11]! * k3 +
+          line[p + 14]! * k4 + line[p + 17]! * k5 + line[p + 20]! * k6 + line[p + 23]! * k7;
       }
-      // The sums stay inside int32 (as in C), so `>>` is the C arithmetic shift.
-      let v = s0 >> PRECISION_BITS;
-      out[o++] = v < 0 ? 0 : v > 255 ? 255 : v;
-      v = s1 >> PRECISION_BITS;
-      out[o++] = v < 0 ? 0 : v > 255 ? 255 : v;
-      v = s2 >> PRECISION_BITS;
-      out[o++] = v < 0 ? 0 : v > 255 ? 255 : v;
+      out[o++] = clip8(s0);
+      out[o++] = clip8(s1);
+      out[o++] = clip8(s2);
     }
   }
   return out;
 }
 
-/** Vertical pass; `rowShift` is subtracted from the row bounds (input already cut to the needed rows). */
-function resampleVertical(data: Uint8Array, width: number, outHeight: number, rowShift: number, c: Coeffs): Uint8Array {
-  const { ksize, bounds, kk } = c;
+/** Vertical pass; `rowShift` is the first input row present in `data`. Taps come in groups of 8. */
+function vertical(data: Uint8Array, width: number, ax: Axis, rowShift: number): Uint8Array {
+  const { taps, start, used, weights } = ax;
   const rowLen = width * 3;
-  const out = new Uint8Array(rowLen * outHeight);
-  const acc = new Float64Array(rowLen);
-  for (let yy = 0; yy < outHeight; yy++) {
-    const ymin = bounds[yy * 2]! - rowShift;
-    const n = bounds[yy * 2 + 1]!;
-    const kb = yy * ksize;
-    acc.fill(HALF);
-    // Row by row for memory locality; integer sums are exact in any order.
-    for (let y = 0; y < n; y++) {
-      const w = kk[kb + y]!;
-      const rb = (ymin + y) * rowLen;
-      for (let i = 0; i < rowLen; i++) acc[i]! += data[rb + i]! * w;
-    }
+  const out = new Uint8Array(rowLen * start.length);
+  const acc = taps > 8 ? new Float64Array(rowLen) : null;
+  const r = new Int32Array(8);
+  for (let yy = 0; yy < start.length; yy++) {
+    const ymin = start[yy]! - rowShift;
+    const last = ymin + used[yy]! - 1;
     const ob = yy * rowLen;
-    for (let i = 0; i < rowLen; i++) {
-      const v = acc[i]! >> PRECISION_BITS;
-      out[ob + i] = v < 0 ? 0 : v > 255 ? 255 : v;
+    for (let t = 0; t < taps; t += 8) {
+      // Zero-weight taps read a row that exists.
+      for (let j = 0; j < 8; j++) r[j] = Math.min(ymin + t + j, last) * rowLen;
+      const r0 = r[0]!, r1 = r[1]!, r2 = r[2]!, r3 = r[3]!, r4 = r[4]!, r5 = r[5]!, r6 = r[6]!, r7 = r[7]!;
+      const kb = yy * taps + t;
+      const k0 = weights[kb]!, k1 = weights[kb + 1]!, k2 = weights[kb + 2]!, k3 = weights[kb + 3]!;
+      const k4 = weights[kb + 4]!, k5 = weights[kb + 5]!, k6 = weights[kb + 6]!, k7 = weights[kb + 7]!;
+      if (acc === null) {
+        for (let i = 0; i < rowLen; i++) {
+          out[ob + i] = clip8(
+            HALF + data[r0 + i]! * k0 + data[r1 + i]! * k1 + data[r2 + i]! * k2 + data[r3 + i]! * k3 +
+              data[r4 + i]! * k4 + data[r5 + i]! * k5 + data[r6 + i]! * k6 + data[r7 + i]! * k7,
+          );
+        }
+      } else {
+        if (t === 0) acc.fill(HALF);
+        for (let i = 0; i < rowLen; i++) {
+          acc[i]! +=
+            data[r0 + i]! * k0 + data[r1 + i]! * k1 + data[r2 + i]! * k2 + data[r3 + i]! * k3 +
+            data[r4 + i]! * k4 + data[r5 + i]! * k5 + data[r6 + i]! * k6 + data[r7 + i]! * k7;
+        }
+      }
     }
+    if (acc !== null) for (let i = 0; i < rowLen; i++) out[ob + i] = clip8(acc[i]!);
   }
   return out;
 }
 
 /**
- * Resize an RGB image to width x height exactly like Pillow 9.4 `Image.resize(..., Image.BICUBIC)`
- * (no reducing_gap). Returns a copy when the size is unchanged.
+ * The window [left, left + w) x [top, top + h) of `img` resized to outWidth x outHeight with
+ * Pillow's BICUBIC. Output pixels do not depend on each other, so this equals cropping the full
+ * resize, without computing the pixels a center crop throws away.
  */
+export function resizeBicubicRegion(
+  img: RgbImage, outWidth: number, outHeight: number, left: number, top: number, w: number, h: number,
+): RgbImage {
+  const needH = outWidth !== img.width;
+  const needV = outHeight !== img.height;
+  if (!needH && !needV) {
+    // Pillow returns a copy for an unchanged size.
+    const data = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) {
+      const s = ((top + y) * img.width + left) * 3;
+      data.set(img.data.subarray(s, s + w * 3), y * w * 3);
+    }
+    return { width: w, height: h, data };
+  }
+  const vert = precomputeAxis(img.height, outHeight, top, h);
+  if (!needH) {
+    const cut = { width: w, height: img.height, data: new Uint8Array(w * img.height * 3) };
+    for (let y = 0; y < img.height; y++) {
+      const s = (y * img.width + left) * 3;
+      cut.data.set(img.data.subarray(s, s + w * 3), y * w * 3);
+    }
+    return { width: w, height: h, data: vertical(cut.data, w, vert, 0) };
+  }
+  const horiz = precomputeAxis(img.width, outWidth, left, w);
+  if (!needV) return { width: w, height: h, data: horizontal(img, horiz, top, h) };
+  // Horizontal pass first, only on the input rows the vertical pass reads, through a uint8 buffer.
+  const first = vert.start[0]!;
+  const end = vert.start[h - 1]! + vert.used[h - 1]!;
+  const temp = horizontal(img, horiz, first, end - first);
+  return { width: w, height: h, data: vertical(temp, w, vert, first) };
+}
+
+/** Resize like Pillow 9.4 `Image.resize((width, height), Image.BICUBIC)` (no reducing_gap). */
 export function resizeBicubic(img: RgbImage, width: number, height: number): RgbImage {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new RangeError(`resizeBicubic: output size must be positive integers, got ${width}x${height}`);
   }
-  const needH = width !== img.width;
-  const needV = height !== img.height;
-  if (!needH && !needV) return { width, height, data: img.data.slice() };
-  const vert = precomputeCoeffs(img.height, height);
-  if (!needH) {
-    return { width, height, data: resampleVertical(img.data, width, height, 0, vert) };
-  }
-  const horiz = precomputeCoeffs(img.width, width);
-  // Only the input rows the vertical pass reads are resampled horizontally.
-  const first = vert.bounds[0]!;
-  const last = vert.bounds[height * 2 - 2]! + vert.bounds[height * 2 - 1]!;
-  const temp = resampleHorizontal(img, width, first, last - first, horiz);
-  if (!needV) return { width, height, data: temp };
-  return { width, height, data: resampleVertical(temp, width, height, first, vert) };
+  return resizeBicubicRegion(img, width, height, 0, 0, width, height);
 }

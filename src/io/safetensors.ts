@@ -158,7 +158,8 @@ function firstDuplicateTopLevelKey(raw: string): string | undefined {
 export interface TensorToWrite {
   dtype: DType;
   shape: number[];
-  data: ArrayBufferView;
+  /** The bytes, or a function producing them when the tensor is written (to stream files larger than memory). */
+  data: ArrayBufferView | (() => ArrayBufferView);
 }
 
 /**
@@ -175,8 +176,7 @@ export async function writeSafetensors(
   if (metadata) header.__metadata__ = metadata;
   let off = 0;
   for (const [name, t] of list) {
-    const n = t.data.byteLength;
-    if (n !== numel(t.shape) * DTYPE_BYTES[t.dtype]) throw new Error(`writeSafetensors: "${name}" has ${n} bytes for shape ${t.shape}`);
+    const n = numel(t.shape) * DTYPE_BYTES[t.dtype];
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
     off += n;
   }
@@ -190,8 +190,11 @@ export async function writeSafetensors(
   try {
     await fh.write(len);
     await fh.write(hbytes);
-    for (const [, t] of list) {
-      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    for (const [name, t] of list) {
+      const data = typeof t.data === "function" ? t.data() : t.data;
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      if (bytes.byteLength !== numel(t.shape) * DTYPE_BYTES[t.dtype])
+        throw new Error(`writeSafetensors: "${name}" has ${bytes.byteLength} bytes for shape [${t.shape}] ${t.dtype}`);
       for (let p = 0; p < bytes.length; p += 1 << 30) await fh.write(bytes.subarray(p, Math.min(bytes.length, p + (1 << 30))));
     }
     await fh.close();

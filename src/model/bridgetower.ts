@@ -5,7 +5,8 @@
  */
 import type ort from "onnxruntime-node";
 import { InputError, UnsupportedCheckpointError } from "../errors.js";
-import { findWeights, openCheckpoint } from "../io/checkpoint.js";
+import { resolveModel, type HubOptions } from "../hub/index.js";
+import { openCheckpoint } from "../io/checkpoint.js";
 import type { Graph } from "../onnx/graph.js";
 import { createSession, OrtTensorCtor, type RuntimeOptions } from "../runtime/session.js";
 import { contrastiveUnsupportedReason, loadConfig, numImageTokens, type BridgeTowerConfig } from "./config.js";
@@ -14,7 +15,7 @@ import { buildFusionPart, buildTextPart, buildVisionPart, imageBridge, textBridg
 import type { Tensor } from "./tensor.js";
 import { WeightStore } from "./weights.js";
 
-export interface LoadOptions extends RuntimeOptions {
+export interface LoadOptions extends RuntimeOptions, HubOptions {
   /** Called with warnings such as unexpected checkpoint keys (default: console.warn). */
   onWarning?: (message: string) => void;
 }
@@ -62,16 +63,17 @@ export class BridgeTowerPreTrainedModel {
 
   protected static async load<T extends BridgeTowerPreTrainedModel>(
     this: new (config: BridgeTowerConfig, store: WeightStore, head: Head, path: string, options: LoadOptions) => T,
-    dir: string,
+    idOrDir: string,
     head: Head,
     options: LoadOptions = {},
   ): Promise<T> {
+    const { dir, weights } = await resolveModel(idOrDir, options);
     const config = await loadConfig(dir);
     if (head === "itc") {
       const why = contrastiveUnsupportedReason(config);
       if (why) throw new UnsupportedCheckpointError(dir, `cannot build BridgeTowerForContrastiveLearning: ${why}`);
     }
-    const store = new WeightStore(await openCheckpoint(await findWeights(dir)));
+    const store = new WeightStore(await openCheckpoint(weights));
     const model = new this(config, store, head, dir, options);
     try {
       const graphs = (["text", "vision", "fusion"] as Part[]).map((p) => model.build(p, false));
@@ -224,24 +226,28 @@ function ones(dims: readonly number[]): Tensor<BigInt64Array> {
 }
 
 export class BridgeTowerModel extends BridgeTowerPreTrainedModel {
+  /** Loads a model folder or a Hugging Face Hub id (downloaded into the Hugging Face cache). */
   static async fromPretrained(dir: string, options?: LoadOptions): Promise<BridgeTowerModel> {
     return this.load(dir, "none", options);
   }
 }
 
 export class BridgeTowerForImageAndTextRetrieval extends BridgeTowerPreTrainedModel {
+  /** Loads a model folder or a Hugging Face Hub id (downloaded into the Hugging Face cache). */
   static async fromPretrained(dir: string, options?: LoadOptions): Promise<BridgeTowerForImageAndTextRetrieval> {
     return this.load(dir, "itm", options);
   }
 }
 
 export class BridgeTowerForMaskedLM extends BridgeTowerPreTrainedModel {
+  /** Loads a model folder or a Hugging Face Hub id (downloaded into the Hugging Face cache). */
   static async fromPretrained(dir: string, options?: LoadOptions): Promise<BridgeTowerForMaskedLM> {
     return this.load(dir, "mlm", options);
   }
 }
 
 export class BridgeTowerForContrastiveLearning extends BridgeTowerPreTrainedModel {
+  /** Loads a model folder or a Hugging Face Hub id (downloaded into the Hugging Face cache). */
   static async fromPretrained(dir: string, options?: LoadOptions): Promise<BridgeTowerForContrastiveLearning> {
     return this.load(dir, "itc", options);
   }

@@ -23,6 +23,8 @@ export class WeightStore {
   private used = new Set<string>();
   private casts = new WeakMap<Graph, Map<string, Value>>();
   readonly missing: string[] = [];
+  /** Shapes the graphs asked for, by parameter name (also for missing ones: used to generate checkpoints). */
+  readonly requested = new Map<string, number[]>();
 
   constructor(readonly sources: TensorSource[]) {
     const entries = sources.flatMap((s) => [...s.entries.values()].map((e) => ({ ...e, source: s })));
@@ -46,6 +48,7 @@ export class WeightStore {
   /** Registers tensor `name` in graph `g` as an initializer (float32 in the graph) and returns its value. */
   use(g: Graph, name: string, shape: number[]): Value {
     const e = this.entries.get(name);
+    this.requested.set(name, shape);
     if (!e) {
       if (!this.missing.includes(name)) this.missing.push(name);
       return name; // reported all together by checkMissing()

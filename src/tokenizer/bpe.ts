@@ -125,33 +125,33 @@ class PairHeap {
 
   push(p: Pair): void {
     const a = this.items;
+    let i = a.length;
     a.push(p);
-    let i = a.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!less(a[i], a[parent])) break;
-      [a[i], a[parent]] = [a[parent], a[i]];
+      if (!less(p, a[parent])) break;
+      a[i] = a[parent];
       i = parent;
     }
+    a[i] = p;
   }
 
   pop(): Pair {
     const a = this.items;
     const top = a[0];
     const last = a.pop()!;
-    if (a.length > 0) {
-      a[0] = last;
+    const n = a.length;
+    if (n > 0) {
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && less(a[l], a[m])) m = l;
-        if (r < a.length && less(a[r], a[m])) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m], a[i]];
-        i = m;
+        let child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && less(a[child + 1], a[child])) child++;
+        if (!less(a[child], last)) break;
+        a[i] = a[child];
+        i = child;
       }
+      a[i] = last;
     }
     return top;
   }

@@ -1,0 +1,44 @@
+import { helpText, type CommandSpec } from "./args.js";
+import { reportError, EXIT } from "./errors.js";
+import { forward, forwardSpec } from "./forward.js";
+
+interface Command {
+  spec: CommandSpec;
+  run(argv: string[]): Promise<void>;
+}
+
+const COMMANDS: Command[] = [{ spec: forwardSpec, run: forward }];
+
+function usage(): string {
+  return [
+    "usage: bridgetower <command> [options]",
+    "",
+    "commands:",
+    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(12)} ${c.spec.summary}`),
+    "",
+    "Run `bridgetower <command> --help` for a command's options.",
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return name ? 0 : EXIT.usage;
+  }
+  const cmd = COMMANDS.find((c) => c.spec.name === name);
+  if (!cmd) {
+    console.error(`bridgetower: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.spec.name).join(", ")})`);
+    return EXIT.usage;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(helpText(cmd.spec));
+    return 0;
+  }
+  try {
+    await cmd.run(rest);
+    return 0;
+  } catch (e) {
+    return reportError(e);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Full size: a random-weight checkpoint with the dimensions of BridgeTower/bridgetower-large-itm-mlm-gaudi
+ * (917M parameters, 3.7 GB of float32, so every >2 GiB path is exercised), loaded through the same loader
+ * and run for ITM and MLM. Generated once into .cache/ (ignored by git). Timings and peak RSS are printed
+ * as diagnostics, not asserted: speed belongs to `npm run bench`.
+ */
+import assert from "node:assert/strict";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { BridgeTowerForImageAndTextRetrieval, BridgeTowerForMaskedLM } from "../src/model/bridgetower.js";
+import { LARGE_ITM_MLM_CONFIG, writeRandomCheckpoint } from "../src/model/random.js";
+import { repoRoot } from "./helpers/fixtures.js";
+
+export const LARGE_DIR = join(repoRoot, ".cache", "large-random");
+/** Parameter count of BridgeTower ITM + MLM at the large size (spec section 6.3), text pooler included. */
+const LARGE_PARAMS = 917_091_419;
+
+describe("full-size random model (gaudi dimensions)", { timeout: 20 * 60_000 }, () => {
+  it("writes a 3.7 GB checkpoint with the real parameter count", async () => {
+    const file = join(LARGE_DIR, "model.safetensors");
+    if (!existsSync(file) || statSync(file).size < LARGE_PARAMS * 4) {
+      const t0 = performance.now();
+      const n = await writeRandomCheckpoint(LARGE_DIR, LARGE_ITM_MLM_CONFIG);
+      console.log(`# wrote ${n} parameters in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      assert.equal(n, LARGE_PARAMS);
+    }
+    assert.ok(statSync(file).size > 2 ** 31 + 2 ** 30, "checkpoint is past 3 GiB");
+  });
+
+  const ids = { data: BigInt64Array.from([0, 102, 1943, 9, 5, 2335, 15, 10, 1107, 4, 50264, 2].map(BigInt)), dims: [1, 12] };
+  const pixels = { data: new Float32Array(3 * 294 * 294).map((_, i) => Math.sin(i / 97)), dims: [1, 3, 294, 294] };
+
+  for (const [name, cls, key, shape] of [
+    ["ITM", BridgeTowerForImageAndTextRetrieval, "itm.logits", [1, 2]],
+    ["MLM", BridgeTowerForMaskedLM, "mlm.logits", [1, 12, 50265]],
+  ] as const) {
+    it(`${name} loads and runs`, async () => {
+      let t0 = performance.now();
+      const m = await cls.fromPretrained(LARGE_DIR);
+      const load = (performance.now() - t0) / 1000;
+      try {
+        t0 = performance.now();
+        const out = await m.run({ inputIds: ids, pixelValues: pixels });
+        const fwd = (performance.now() - t0) / 1000;
+        const logits = out[key];
+        assert.deepEqual([...logits.dims], shape);
+        assert.ok(logits.data.every((v) => Number.isFinite(Number(v))), "finite logits");
+        assert.deepEqual([...out.image_features.dims], [1, 442, 1024]);
+        // Stable: the same input gives the same logits (up to thread scheduling of reductions).
+        const again = await m.run({ inputIds: ids, pixelValues: pixels });
+        again[key].data.forEach((v, i) => assert.ok(Math.abs(Number(v) - Number(logits.data[i])) < 1e-4));
+        console.log(`# ${name}: load ${load.toFixed(1)} s, forward ${fwd.toFixed(2)} s, peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`);
+      } finally {
+        await m.dispose();
+      }
+    });
+  }
+});
