@@ -6,6 +6,7 @@ import {
 } from "../model/bridgetower.js";
 import type { Tensor } from "../model/tensor.js";
 import { parse, type CommandSpec } from "./args.js";
+import { positiveInt, required } from "./common.js";
 
 export const forwardSpec: CommandSpec = {
   name: "forward",
@@ -36,7 +37,7 @@ export async function forward(argv: string[]): Promise<void> {
   const task = (o.task ?? "base") as keyof typeof CLASSES;
   if (!(task in CLASSES)) throw new InputError("--task", `unknown task "${task}" (base, itm, mlm, itc)`);
   const inputs = await readInputs(inputsPath);
-  const m = await CLASSES[task].fromPretrained(model, { threads: threads(o.threads), onWarning: (w) => console.error(`bridgetower: warning: ${w}`) });
+  const m = await CLASSES[task].fromPretrained(model, { threads: positiveInt(o.threads, "--threads"), onWarning: (w) => console.error(`bridgetower: warning: ${w}`) });
   try {
     const out = await m.run(
       {
@@ -56,18 +57,6 @@ export async function forward(argv: string[]): Promise<void> {
   } finally {
     await m.dispose();
   }
-}
-
-export function required(v: string | boolean | string[] | undefined, flag: string): string {
-  if (typeof v !== "string" || v === "") throw new InputError(flag, "is required (see --help)");
-  return v;
-}
-
-export function threads(v: unknown): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InputError("--threads", `must be a positive integer, got "${v}"`);
-  return n;
 }
 
 function need(m: Map<string, Tensor>, name: string, file: string): Tensor {

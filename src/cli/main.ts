@@ -1,13 +1,23 @@
 import { helpText, type CommandSpec } from "./args.js";
 import { reportError, EXIT } from "./errors.js";
+import { convert, convertSpec } from "./convert.js";
 import { forward, forwardSpec } from "./forward.js";
+import { embedCommand, embedSpec, fillMaskCommand, fillMaskSpec, itm, itmSpec } from "./jobs.js";
+import { preprocess, preprocessSpec } from "./preprocess.js";
 
 interface Command {
   spec: CommandSpec;
   run(argv: string[]): Promise<void>;
 }
 
-const COMMANDS: Command[] = [{ spec: forwardSpec, run: forward }];
+const COMMANDS: Command[] = [
+  { spec: itmSpec, run: itm },
+  { spec: fillMaskSpec, run: fillMaskCommand },
+  { spec: embedSpec, run: embedCommand },
+  { spec: preprocessSpec, run: preprocess },
+  { spec: forwardSpec, run: forward },
+  { spec: convertSpec, run: convert },
+];
 
 function usage(): string {
   return [

@@ -126,10 +126,9 @@ async function decodeImage(bytes: Uint8Array, label: string, maxPixels: number, 
   }
   const out = new Uint8Array(n * 3);
   if (space === "cmyk" && ch >= 4) {
-    // Pillow reads every CMYK JPEG as inverted (Adobe) data; libjpeg/libvips invert only with an
-    // Adobe APP14 marker, so undo the difference for JPEGs without one.
-    const invert = format === "jpeg" && !jpegHasAdobeMarker(bytes);
-    cmykToRgb(samples, ch, invert, out);
+    // Both Pillow and libvips read every CMYK JPEG as inverted (Adobe) data; sharp only differs
+    // in converting CMYK with an ICC profile, so the naive conversion is done here.
+    cmykToRgb(samples, ch, out);
   } else if (ch <= 2) {
     // L / LA -> RGB: replicate gray, drop alpha.
     for (let i = 0, p = 0; i < n; i++, p += ch) {
@@ -145,19 +144,23 @@ async function decodeImage(bytes: Uint8Array, label: string, maxPixels: number, 
       out[i * 3 + 1] = samples[p + 1]!;
       out[i * 3 + 2] = samples[p + 2]!;
     }
+    // Pillow keeps a GIF's first frame as palette indices, so transparent pixels show the palette
+    // colour of the transparent index; libnsgif gives them as 0,0,0,0.
+    const t = format === "gif" && ch === 4 ? gifTransparentColour(bytes) : null;
+    if (t) {
+      for (let i = 0; i < n; i++) if (samples[i * 4 + 3] === 0) out.set(t, i * 3);
+    }
   }
   return { width: w, height: h, data: out };
 }
 
 /** Pillow Convert.c `cmyk2rgb`: r = (255-k) - round((255-k) * c / 255). */
-function cmykToRgb(src: Uint8Array, ch: number, invert: boolean, out: Uint8Array): void {
+function cmykToRgb(src: Uint8Array, ch: number, out: Uint8Array): void {
   const n = out.length / 3;
   for (let i = 0, p = 0; i < n; i++, p += ch) {
-    const k = invert ? 255 - src[p + 3]! : src[p + 3]!;
-    const nk = 255 - k;
+    const nk = 255 - src[p + 3]!;
     for (let c = 0; c < 3; c++) {
-      const v = invert ? 255 - src[p + c]! : src[p + c]!;
-      const t = v * nk + 128; // MULDIV255
+      const t = src[p + c]! * nk + 128; // MULDIV255
       out[i * 3 + c] = nk - (((t >> 8) + t) >> 8);
     }
   }
@@ -168,27 +171,32 @@ function pngColorType(b: Uint8Array): number {
   return b.length > 25 ? b[25]! : -1;
 }
 
-/** True when the JPEG has an APP14 "Adobe" segment that libjpeg accepts (length >= 14). */
-function jpegHasAdobeMarker(b: Uint8Array): boolean {
-  let i = 2;
-  while (i + 4 <= b.length) {
-    if (b[i] !== 0xff) return false;
-    const m = b[i + 1]!;
-    if (m === 0xff) {
-      i++;
-      continue;
-    }
-    if (m === 0xda || m === 0xd9) return false;
-    if (m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
-      i += 2;
-      continue;
-    }
-    const len = (b[i + 2]! << 8) | b[i + 3]!;
-    if (m === 0xee && len >= 14 && i + 9 <= b.length &&
-        b[i + 4] === 0x41 && b[i + 5] === 0x64 && b[i + 6] === 0x6f && b[i + 7] === 0x62 && b[i + 8] === 0x65) {
-      return true;
-    }
-    i += 2 + len;
+/** RGB of the transparent palette index of a GIF's first image, from the header blocks (no LZW). */
+function gifTransparentColour(b: Uint8Array): Uint8Array | null {
+  if (b.length < 13) return null;
+  const tableSize = (packed: number) => 3 * (1 << ((packed & 7) + 1));
+  let p = 13;
+  let table: [number, number] | null = null;
+  if (b[10]! & 0x80) {
+    table = [p, tableSize(b[10]!)];
+    p += table[1];
   }
-  return false;
+  let index = -1;
+  while (p < b.length) {
+    if (b[p] === 0x21) {
+      // Extension: a graphic control block carries the transparent index.
+      if (b[p + 1] === 0xf9 && b[p + 2]! >= 4 && p + 6 < b.length) index = b[p + 3]! & 1 ? b[p + 6]! : -1;
+      p += 2;
+      while (p < b.length && b[p] !== 0) p += b[p]! + 1;
+      p++;
+    } else if (b[p] === 0x2c) {
+      if (p + 9 >= b.length) return null;
+      if (b[p + 9]! & 0x80) table = [p + 10, tableSize(b[p + 9]!)];
+      if (index < 0 || !table || 3 * index + 3 > table[1] || table[0] + table[1] > b.length) return null;
+      return b.slice(table[0] + 3 * index, table[0] + 3 * index + 3);
+    } else {
+      return null;
+    }
+  }
+  return null;
 }

@@ -1,9 +1,12 @@
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { CheckpointFormatError } from "../errors.js";
+import { readAt } from "./safetensors.js";
 import { TorchBinFile } from "./torchbin.js";
 
+const CHUNK = 64 * 1024 * 1024;
+
 /**
- * Converts a PyTorch `pytorch_model.bin` to safetensors, tensor by tensor (memory stays at the largest tensor),
+ * Converts a PyTorch `pytorch_model.bin` to safetensors, tensor by tensor in chunks (memory stays small),
  * atomically: a temporary file next to `outPath` is renamed into place only when complete, and removed on failure.
  * Tensors sharing a storage (tied weights, views) are written as separate copies, like safetensors' `save_file`
  * after cloning. Non-tensor state-dict values are dropped. `onProgress` and `bytes` count tensor data bytes.
@@ -14,7 +17,9 @@ export async function convertToSafetensors(
   onProgress?: (done: number, total: number) => void,
 ): Promise<{ tensors: number; bytes: number }> {
   const src = await TorchBinFile.open(binPath);
+  let raw: FileHandle | undefined;
   try {
+    raw = await open(binPath, "r");
     const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
     let total = 0;
     for (const e of src.entries.values()) {
@@ -37,7 +42,16 @@ export async function convertToSafetensors(
       let done = 0;
       onProgress?.(0, total);
       for (const e of src.entries.values()) {
-        await writeAll(fh, await src.readBytes(e.name));
+        if (!src.isInPlace(e.name)) {
+          await writeAll(fh, await src.readBytes(e.name));
+        } else {
+          // Copy in chunks: memory stays bounded even for tensors beyond the 4 GiB typed-array limit.
+          for (let p = 0; p < e.byteLength; p += CHUNK) {
+            const n = Math.min(CHUNK, e.byteLength - p);
+            await writeAll(fh, await readAt(raw, binPath, e.offset + p, n));
+            if (p + n < e.byteLength) onProgress?.(done + p + n, total);
+          }
+        }
         done += e.byteLength;
         onProgress?.(done, total);
       }
@@ -52,6 +66,7 @@ export async function convertToSafetensors(
     }
     return { tensors: src.entries.size, bytes: total };
   } finally {
+    await raw?.close();
     await src.close();
   }
 }

@@ -130,8 +130,12 @@ export async function readZipDirectory(fh: FileHandle, path: string, size: numbe
 
   // Data starts after the local header, whose name/extra lengths may differ from the central ones.
   for (const ent of entries.values()) {
-    const lv = view(await readAt(fh, path, ent.localHeaderOffset, 30));
+    const nameLen = Buffer.byteLength(ent.name);
+    const local = await readAt(fh, path, ent.localHeaderOffset, Math.min(30 + nameLen, cdOffset - ent.localHeaderOffset));
+    const lv = view(local);
     if (lv.getUint32(0, true) !== LOCAL_SIG) throw bad(`entry "${ent.name}" has no local header at ${ent.localHeaderOffset}`);
+    if (lv.getUint16(26, true) !== nameLen || utf8.decode(local.subarray(30)) !== ent.name)
+      throw bad(`entry "${ent.name}" has a different name in its local header`);
     ent.dataOffset = ent.localHeaderOffset + 30 + lv.getUint16(26, true) + lv.getUint16(28, true);
     if (ent.dataOffset + ent.compressedSize > cdOffset)
       throw bad(`entry "${ent.name}" (${ent.compressedSize} bytes at ${ent.dataOffset}) runs past the data area`);

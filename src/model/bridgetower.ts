@@ -11,7 +11,10 @@ import type { Graph } from "../onnx/graph.js";
 import { createSession, OrtTensorCtor, type RuntimeOptions } from "../runtime/session.js";
 import { contrastiveUnsupportedReason, loadConfig, numImageTokens, type BridgeTowerConfig } from "./config.js";
 import { crossEntropy } from "./loss.js";
-import { buildFusionPart, buildTextPart, buildVisionPart, imageBridge, textBridge, TEXT_CLS, type Head } from "./parts.js";
+import {
+  buildContrastiveImageHead, buildContrastiveTextHead, buildFusionPart, buildTextPart, buildVisionPart, imageBridge, textBridge,
+  TEXT_CLS, type Head,
+} from "./parts.js";
 import type { Tensor } from "./tensor.js";
 import { WeightStore } from "./weights.js";
 
@@ -34,7 +37,7 @@ export type Outputs = Record<string, Tensor>;
 /** Outputs of the text (or vision) tower, the cacheable input of `fuse`. */
 export type Encoding = Record<string, Tensor>;
 
-type Part = "text" | "vision" | "fusion";
+type Part = "text" | "vision" | "fusion" | "itc_text" | "itc_image";
 
 const HEAD_KEYS: Record<Exclude<Head, "none">, string[]> = {
   itm: ["itm_score."],
@@ -91,6 +94,8 @@ export class BridgeTowerPreTrainedModel {
   private build(part: Part, hidden: boolean): Graph {
     if (part === "text") return buildTextPart(this.store, this.config, hidden);
     if (part === "vision") return buildVisionPart(this.store, this.config, hidden);
+    if (part === "itc_text") return buildContrastiveTextHead(this.store, this.config);
+    if (part === "itc_image") return buildContrastiveImageHead(this.store, this.config);
     return buildFusionPart(this.store, this.config, this.head, hidden);
   }
 
@@ -126,7 +131,7 @@ export class BridgeTowerPreTrainedModel {
     return s;
   }
 
-  private async runPart(part: Part, hidden: boolean, feeds: Record<string, Tensor>): Promise<Outputs> {
+  protected async runPart(part: Part, hidden: boolean, feeds: Record<string, Tensor>): Promise<Outputs> {
     const s = await this.session(part, hidden);
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name of s.inputNames) {
@@ -250,6 +255,18 @@ export class BridgeTowerForContrastiveLearning extends BridgeTowerPreTrainedMode
   /** Loads a model folder or a Hugging Face Hub id (downloaded into the Hugging Face cache). */
   static async fromPretrained(dir: string, options?: LoadOptions): Promise<BridgeTowerForContrastiveLearning> {
     return this.load(dir, "itc", options);
+  }
+
+  /** L2-normalised text embeddings `[B, C]` (text tower + `itc_text_head` only). */
+  async embedTexts(inputIds: Tensor<BigInt64Array>, attentionMask?: Tensor<BigInt64Array>): Promise<Tensor<Float32Array>> {
+    const text = await this.encodeText(inputIds, attentionMask);
+    return (await this.runPart("itc_text", false, text))["itc.text_embeds"] as Tensor<Float32Array>;
+  }
+
+  /** L2-normalised image embeddings `[B, C]` (vision tower + `itc_image_head` only). */
+  async embedImages(pixelValues: Tensor<Float32Array>): Promise<Tensor<Float32Array>> {
+    const image = await this.encodeImage(pixelValues);
+    return (await this.runPart("itc_image", false, image))["itc.image_embeds"] as Tensor<Float32Array>;
   }
 
   /** The trained `logit_scale` parameter (raw, before exp). */

@@ -115,6 +115,26 @@ export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: 
   return g;
 }
 
+/** The contrastive text embedding alone, from the text tower's `text_cls`: `[B, C]`. */
+export function buildContrastiveTextHead(store: WeightStore, c: BridgeTowerConfig): Graph {
+  const g = new Graph("bridgetower_itc_text");
+  const Ht = c.textConfig.hiddenSize;
+  const textCls = g.input(TEXT_CLS, "float", ["batch", Ht]);
+  g.output(contrastiveHead(new Weights(g, store, "itc_text_head"), textCls, Ht, c.contrastiveHiddenSize!), "itc.text_embeds", "float", ["batch", c.contrastiveHiddenSize!]);
+  return g;
+}
+
+/** The contrastive image embedding alone, from the vision tower's last bridge output: `[B, C]`. */
+export function buildContrastiveImageHead(store: WeightStore, c: BridgeTowerConfig): Graph {
+  const g = new Graph("bridgetower_itc_image");
+  const H = c.hiddenSize;
+  const N = numImageTokens(c.visionConfig);
+  const last = g.input(imageBridge(c.numHiddenLayers - 1), "float", ["batch", N, H]);
+  const cls = g.op("Gather", [last, g.constant([0], [], "int64")], { axis: 1 });
+  g.output(contrastiveHead(new Weights(g, store, "itc_image_head"), cls, H, c.contrastiveHiddenSize!), "itc.image_embeds", "float", ["batch", c.contrastiveHiddenSize!]);
+  return g;
+}
+
 /** `BridgeTowerForContrastiveLearning`'s embeddings, their stack and the similarity matrices. */
 function buildContrastive(g: Graph, root: Weights, c: BridgeTowerConfig, pooler: Value, lastImage: Seq): void {
   const H = c.hiddenSize;

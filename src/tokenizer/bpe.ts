@@ -76,8 +76,8 @@ export class BytePairEncoder {
     const alive = new Uint8Array(n).fill(1);
     const heap = new PairHeap();
     const push = (left: number): void => {
+      if (left < 0 || next[left] < 0) return;
       const right = next[left];
-      if (left < 0 || right < 0) return;
       const rank = this.ranks.get(`${sym[left]} ${sym[right]}`);
       if (rank !== undefined) heap.push({ rank, left, right, rightLength: sym[right].length });
     };

@@ -106,7 +106,7 @@ export function fromTokenizerJsonValue(json: unknown, source: string): Tokenizer
     if (!isObject(t) || typeof t.content !== "string" || t.content === "" || !Number.isSafeInteger(t.id) || (t.id as number) < 0) {
       throw new TokenizerError(source, `malformed added token ${JSON.stringify(t).slice(0, 80)}`);
     }
-    addedTokens.push({ content: t.content, id: t.id as number, lstrip: t.lstrip === true, rstrip: t.rstrip === true, special: t.special !== false });
+    addedTokens.push({ content: t.content, id: t.id as number, lstrip: t.lstrip === true, rstrip: t.rstrip === true, special: t.special === true });
   }
   // Specials missing from added_tokens still work as in the slow tokenizer, if the vocabulary has them.
   for (const content of ROBERTA_SPECIALS) {

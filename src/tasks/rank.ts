@@ -1,0 +1,86 @@
+/**
+ * Image-text matching jobs. Ranking N texts against one image runs the vision tower once and the texts as
+ * batches; M images against one text runs the text tower once. Only the fusion runs per pair.
+ */
+import { InputError } from "../errors.js";
+import type { ImageInput } from "../image/index.js";
+import type { BridgeTowerForImageAndTextRetrieval, Encoding } from "../model/bridgetower.js";
+import { repeatBatch, sliceBatch, type Tensor } from "../model/tensor.js";
+import type { BridgeTowerProcessor } from "../processor.js";
+
+export interface MatchScore {
+  /** Position of the text or image in the caller's list. */
+  index: number;
+  /** Match probability softmax(logits)[1]. */
+  score: number;
+  /** Raw ITM logits [no_match, match]. */
+  logits: [number, number];
+}
+export interface TextMatch extends MatchScore {
+  text: string;
+}
+
+export interface RankOptions {
+  /** Pairs fused per onnxruntime call (bounds memory for long lists). Default 16. */
+  batchSize?: number;
+}
+
+/** Scores every text against one image, best match first. */
+export async function rankTexts(
+  model: BridgeTowerForImageAndTextRetrieval, processor: BridgeTowerProcessor, image: ImageInput, texts: string[], options: RankOptions = {},
+): Promise<TextMatch[]> {
+  if (texts.length === 0) throw new InputError("texts", "no texts to rank");
+  const { pixelValues } = await processor.call({ images: image });
+  const imageEnc = await model.encodeImage(pixelValues!);
+  const scores: MatchScore[] = [];
+  for (const [b0, b1] of chunks(texts.length, options.batchSize)) {
+    const { inputIds, attentionMask } = await processor.call({ text: texts.slice(b0, b1), padding: "longest" });
+    const textEnc = await model.encodeText(inputIds!, attentionMask);
+    const out = await model.fuse(textEnc, repeatEncoding(imageEnc, b1 - b0));
+    scores.push(...matchScores(out["itm.logits"] as Tensor<Float32Array>, b0));
+  }
+  return sortByScore(scores).map((s) => ({ ...s, text: texts[s.index] }));
+}
+
+/** Scores every image against one text, best match first. */
+export async function rankImages(
+  model: BridgeTowerForImageAndTextRetrieval, processor: BridgeTowerProcessor, images: ImageInput[], text: string, options: RankOptions = {},
+): Promise<MatchScore[]> {
+  if (images.length === 0) throw new InputError("images", "no images to rank");
+  const { inputIds, attentionMask } = await processor.call({ text });
+  const textEnc = await model.encodeText(inputIds!, attentionMask);
+  const scores: MatchScore[] = [];
+  for (const [b0, b1] of chunks(images.length, options.batchSize)) {
+    const { pixelValues } = await processor.call({ images: images.slice(b0, b1) });
+    const imageEnc = await model.encodeImage(pixelValues!);
+    const out = await model.fuse(repeatEncoding(textEnc, b1 - b0), imageEnc);
+    scores.push(...matchScores(out["itm.logits"] as Tensor<Float32Array>, b0));
+  }
+  return sortByScore(scores);
+}
+
+function* chunks(n: number, size = 16): Generator<[number, number]> {
+  if (!Number.isInteger(size) || size < 1) throw new InputError("batchSize", `must be a positive integer, got ${size}`);
+  for (let i = 0; i < n; i += size) yield [i, Math.min(n, i + size)];
+}
+
+/** A batch-1 encoding repeated `n` times, so one unimodal result is fused with n partners. */
+export function repeatEncoding(enc: Encoding, n: number): Encoding {
+  return Object.fromEntries(Object.entries(enc).map(([k, t]) => [k, repeatBatch(t, n)]));
+}
+
+function matchScores(logits: Tensor<Float32Array>, offset: number): MatchScore[] {
+  return Array.from({ length: logits.dims[0] }, (_, b) => {
+    const [l0, l1] = sliceBatch(logits, b, b + 1).data;
+    return { index: offset + b, score: softmax2(l0, l1), logits: [l0, l1] as [number, number] };
+  });
+}
+
+/** softmax([a, b])[1], computed stably. */
+export function softmax2(a: number, b: number): number {
+  return 1 / (1 + Math.exp(a - b));
+}
+
+function sortByScore<T extends MatchScore>(s: T[]): T[] {
+  return [...s].sort((x, y) => y.score - x.score || x.index - y.index);
+}
