@@ -1,8 +1,8 @@
 import { CheckpointFormatError } from "../errors.js";
 
 /**
- * A restricted unpickler: it builds plain values (null, boolean, number, bigint, string, Uint8Array, arrays for
- * tuples and lists, Map for dicts) and never executes anything. GLOBAL / STACK_GLOBAL resolve only names the
+ * A restricted unpickler: it builds plain values (null, boolean, number, bigint, string, Uint8Array, frozen arrays
+ * for tuples, arrays for lists, Map for dicts) and never executes anything. GLOBAL / STACK_GLOBAL resolve only names the
  * caller allows; calling them (REDUCE, NEWOBJ) runs the caller's own JS function for that name.
  */
 
@@ -136,7 +136,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
     return v;
   };
   const asList = (v: unknown): unknown[] => {
-    if (!Array.isArray(v)) throw fail(`${OPNAMES[op]} at byte ${opAt} targets a value that is not a list`);
+    if (!Array.isArray(v) || Object.isFrozen(v)) throw fail(`${OPNAMES[op]} at byte ${opAt} targets a value that is not a list`);
     return v;
   };
   const setItems = (d: Map<unknown, unknown>, kv: unknown[]) => {
@@ -191,13 +191,13 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x43: push(bytes(u8()).slice()); break; // SHORT_BINBYTES
       case 0x8e: push(bytes(u64()).slice()); break; // BINBYTES8
       case 0x5d: push([]); break; // EMPTY_LIST
-      case 0x29: push([]); break; // EMPTY_TUPLE
+      case 0x29: push(tuple([])); break; // EMPTY_TUPLE
       case 0x7d: push(new Map()); break; // EMPTY_DICT
-      case 0x6c: // LIST
-      case 0x74: push(popMark()); break; // TUPLE
-      case 0x85: push([pop()]); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); push([a, b]); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); push([a, b, c]); break; } // TUPLE3
+      case 0x6c: push(popMark()); break; // LIST
+      case 0x74: push(tuple(popMark())); break; // TUPLE
+      case 0x85: push(tuple([pop()])); break; // TUPLE1
+      case 0x86: { const b = pop(); const a = pop(); push(tuple([a, b])); break; } // TUPLE2
+      case 0x87: { const c = pop(); const b = pop(); const a = pop(); push(tuple([a, b, c])); break; } // TUPLE3
       case 0x64: { const d = new Map(); setItems(d, popMark()); push(d); break; } // DICT
       case 0x61: { const v = pop(); asList(top()).push(v); break; } // APPEND
       case 0x65: { const items = popMark(); const l = asList(top()); for (const v of items) l.push(v); break; } // APPENDS
@@ -236,6 +236,11 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         throw fail(`unknown opcode 0x${op.toString(16).padStart(2, "0")} at byte ${opAt}`);
     }
   }
+}
+
+/** Tuples are frozen arrays: APPEND on one is refused, and a validated tuple cannot change afterwards. */
+function tuple(items: unknown[]): readonly unknown[] {
+  return Object.freeze(items);
 }
 
 /** Little-endian two's-complement integer; a number when it is safe, else a bigint. */

@@ -166,7 +166,7 @@ async function load(fh: FileHandle, path: string) {
         `tensor of size ${describe(size)}, stride ${describe(stride)}, offset ${offset} needs ${(offset + last + 1) * el} bytes ` +
           `but storage "${storage.key}" has ${storage.bytes}`,
       );
-    return new TensorView(storage, dtype, offset, size, stride, numel);
+    return new TensorView(storage, dtype, offset, [...size], [...stride], numel);
   };
 
   const g = (module: string, name: string, call?: (args: unknown[]) => unknown) =>
