@@ -44,7 +44,9 @@ interface Case {
   pixel_mask_sum?: number;
   pixel_mask_sum_per_image?: number[];
 }
-const cases: Case[] = skip ? [] : JSON.parse(readFileSync(path.join(ipDir, "cases.json"), "utf8")).cases;
+const index = skip ? { cases: [], images: {} } : JSON.parse(readFileSync(path.join(ipDir, "cases.json"), "utf8"));
+const cases: Case[] = index.cases;
+const imageInfo: Record<string, { width: number; height: number; mode: string }> = index.images;
 
 async function readTensor(file: string, name: string): Promise<Uint8Array> {
   const f = await SafetensorsFile.open(file);
@@ -113,6 +115,7 @@ describe("image-processor fixtures: bit-identical pixel_values", { skip }, () =>
     test(c.id, async () => {
       const proc = processorFor(c.setting);
       const sources: [string, RgbImage][] = [["file", await loadImage(imagePath(c.image!))]];
+      assert.deepEqual([sources[0]![1].width, sources[0]![1].height], [imageInfo[c.image!]!.width, imageInfo[c.image!]!.height]);
       if (isJpeg(c.image!)) sources.push(["Pillow-decoded array", await pillowJpeg(c.image!)]);
       const expected = await expectedBytes(`${c.id}.pixel_values`);
       for (const [from, img] of sources) {
@@ -154,7 +157,7 @@ describe("image-processor fixtures: bit-identical pixel_values", { skip }, () =>
     test(`${c.id}: height-3 image kept as HWC (HF misreads it as CHW)`, async () => {
       const proc = processorFor(c.setting);
       const img = await loadImage(imagePath(STRIP));
-      assert.deepEqual([img.width, img.height], [40, 3]);
+      assert.deepEqual([img.width, img.height], [imageInfo[STRIP]!.width, imageInfo[STRIP]!.height]);
       const expected = await expectedBytes(`${c.id}.pixel_values`);
 
       // HF's array: pixel (h=x, w=channel) with channel index = row y.

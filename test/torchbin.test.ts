@@ -363,6 +363,28 @@ describe("TorchBinFile views", () => {
     }
   });
 
+  it("reads _rebuild_tensor_v3 over an UntypedStorage with a dtype, and _rebuild_parameter", async () => {
+    const pkl = new Pk().proto().global("collections", "OrderedDict").emptyTuple().reduce().mark()
+      .str("v3").global("torch._utils", "_rebuild_tensor_v3").mark()
+      .mark().str("storage").global("torch", "UntypedStorage").str("0").str("cpu").int(24).tuple().op(0x51)
+      .int(1).ints([2]).ints([1]).op(0x89).global("collections", "OrderedDict").emptyTuple().reduce()
+      .global("torch", "float32").tuple().reduce()
+      .str("p").global("torch._utils", "_rebuild_parameter").mark()
+      .global("torch._utils", "_rebuild_tensor_v2").mark()
+      .mark().str("storage").global("torch", "FloatStorage").str("0").str("cpu").int(6).tuple().op(0x51)
+      .int(3).ints([3]).ints([1]).op(0x89).global("collections", "OrderedDict").emptyTuple().reduce().tuple().reduce()
+      .op(0x88).global("collections", "OrderedDict").emptyTuple().reduce().tuple().reduce()
+      .op(0x75).stop().bytes();
+    const f = await TorchBinFile.open(await tmpFile(torchZip(pkl, { "0": six })));
+    try {
+      assert.equal(f.entries.get("v3")!.dtype, "F32");
+      assert.deepEqual(floats(await f.readBytes("v3")), [1, 2]);
+      assert.deepEqual(floats(await f.readBytes("p")), [3, 4, 5]);
+    } finally {
+      await f.close();
+    }
+  });
+
   it("reads a crafted zip64 archive (zip64 end record, locator and extra fields)", async () => {
     const pkl = statePickle([{ name: "m_t", key: "0", numel: 6, size: [3, 2], stride: [1, 3] }]);
     const p = await tmpFile(torchZip(pkl, { "0": six }, { zip64: true }));

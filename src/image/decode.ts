@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from "sharp";
 import { ImageError, InputError } from "../errors.js";
-import type { ImageInput, RgbImage } from "./types.js";
+import { checkRgbImage, isRgbImage, type ImageInput, type RgbImage } from "./types.js";
 
 export interface LoadImageOptions {
   /** Rotate/flip by the EXIF Orientation tag. Default false: Pillow and the HF processor ignore it. */
@@ -23,22 +23,6 @@ const FORMATS = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif"]);
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-export function isRgbImage(x: unknown): x is RgbImage {
-  return typeof x === "object" && x !== null && !(x instanceof Uint8Array) && "data" in x;
-}
-
-/** Throws ImageError unless `img` is a well-formed RgbImage. */
-export function checkRgbImage(img: RgbImage, label = "<RgbImage>"): RgbImage {
-  const { width, height, data } = img;
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new ImageError(label, `width and height must be positive integers, got ${width}x${height}`);
-  }
-  if (!(data instanceof Uint8Array) || data.length !== width * height * 3) {
-    throw new ImageError(label, `data must be a Uint8Array of width*height*3 = ${width * height * 3} bytes`);
-  }
-  return img;
 }
 
 /** Decode a file path or encoded bytes to RGB; an RgbImage is checked and returned as is. */

@@ -9,9 +9,8 @@ import {
   loadImageProcessorConfig,
   type ImageProcessorConfig,
 } from "./config.js";
-import { checkRgbImage } from "./decode.js";
 import { resizeBicubicRegion } from "./resample.js";
-import type { RgbImage } from "./types.js";
+import { checkRgbImage, type RgbImage } from "./types.js";
 
 export interface PreprocessOptions {
   /** Overrides the config. BridgeTowerProcessor (4.39.3) always passes do_center_crop=True. */

@@ -4,7 +4,8 @@
  * because any shortcut changes some output bytes. The loops are unrolled with zero-weight padding
  * taps; that only adds exact zeros to the integer sums.
  */
-import type { RgbImage } from "./types.js";
+import { InputError } from "../errors.js";
+import { checkRgbImage, type RgbImage } from "./types.js";
 
 const PRECISION_BITS = 22;
 const ONE = 1 << PRECISION_BITS;
@@ -172,12 +173,12 @@ export function resizeBicubicRegion(
   }
   const vert = precomputeAxis(img.height, outHeight, top, h);
   if (!needH) {
-    const cut = { width: w, height: img.height, data: new Uint8Array(w * img.height * 3) };
+    const cut = new Uint8Array(w * img.height * 3);
     for (let y = 0; y < img.height; y++) {
       const s = (y * img.width + left) * 3;
-      cut.data.set(img.data.subarray(s, s + w * 3), y * w * 3);
+      cut.set(img.data.subarray(s, s + w * 3), y * w * 3);
     }
-    return { width: w, height: h, data: vertical(cut.data, w, vert, 0) };
+    return { width: w, height: h, data: vertical(cut, w, vert, 0) };
   }
   const horiz = precomputeAxis(img.width, outWidth, left, w);
   if (!needV) return { width: w, height: h, data: horizontal(img, horiz, top, h) };
@@ -190,8 +191,9 @@ export function resizeBicubicRegion(
 
 /** Resize like Pillow 9.4 `Image.resize((width, height), Image.BICUBIC)` (no reducing_gap). */
 export function resizeBicubic(img: RgbImage, width: number, height: number): RgbImage {
+  checkRgbImage(img);
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new RangeError(`resizeBicubic: output size must be positive integers, got ${width}x${height}`);
+    throw new InputError("size", `output size must be positive integers, got ${width}x${height}`);
   }
   return resizeBicubicRegion(img, width, height, 0, 0, width, height);
 }

@@ -50,8 +50,6 @@ const REFUSED: Record<number, string> = {
   0x97: "NEXT_BUFFER", 0x98: "READONLY_BUFFER",
 };
 
-const MARK = Symbol("mark");
-
 export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const fail = (msg: string) => new CheckpointFormatError(opts.input, `invalid pickle: ${msg}`);

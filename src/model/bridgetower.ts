@@ -76,7 +76,7 @@ export class BridgeTowerPreTrainedModel {
       const why = contrastiveUnsupportedReason(config);
       if (why) throw new UnsupportedCheckpointError(dir, `cannot build BridgeTowerForContrastiveLearning: ${why}`);
     }
-    const store = new WeightStore(await openCheckpoint(weights));
+    const store = await WeightStore.open(await openCheckpoint(weights));
     const model = new this(config, store, head, dir, options);
     try {
       const graphs = (["text", "vision", "fusion"] as Part[]).map((p) => model.build(p, false));

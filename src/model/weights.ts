@@ -41,6 +41,16 @@ export class WeightStore {
     this.dataDir = [...dirs][0] ?? ".";
   }
 
+  /** Bytes of tensors that are not stored contiguously in their file (strided views of a pickle). */
+  private gathered = new Map<string, Uint8Array>();
+
+  /** Opens a store, reading into memory the (rare) tensors onnxruntime cannot use in place. */
+  static async open(sources: TensorSource[]): Promise<WeightStore> {
+    const store = new WeightStore(sources);
+    for (const [name, e] of store.entries) if (e.offset < 0) store.gathered.set(name, await e.source.readBytes(e.name));
+    return store;
+  }
+
   has(name: string): boolean {
     return this.entries.has(name);
   }
@@ -60,6 +70,8 @@ export class WeightStore {
       );
     this.used.add(name);
     const elem = ELEM_OF_DTYPE[e.dtype];
+    const bytes = this.gathered.get(name);
+    if (bytes) return g.inline(name, "float", shape, new Uint8Array(bytesToFloat32(bytes, e.dtype).buffer));
     if (e.dtype === "F32") return g.external(name, "float", shape, this.ref(e));
     if (e.dtype === "F16" || e.dtype === "BF16") {
       // Half-precision weights stay half on disk; the Cast is folded into float32 at session creation.
