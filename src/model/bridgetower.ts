@@ -5,7 +5,8 @@
  */
 import type ort from "onnxruntime-node";
 import { InputError, UnsupportedCheckpointError } from "../errors.js";
-import { resolveModel, type HubOptions } from "../hub/index.js";
+import { dirname } from "node:path";
+import { hubFile, resolveModel, type HubOptions } from "../hub/index.js";
 import { openCheckpoint } from "../io/checkpoint.js";
 import type { Graph } from "../onnx/graph.js";
 import { createSession, OrtTensorCtor, type RuntimeOptions } from "../runtime/session.js";
@@ -70,12 +71,14 @@ export class BridgeTowerPreTrainedModel {
     head: Head,
     options: LoadOptions = {},
   ): Promise<T> {
-    const { dir, weights } = await resolveModel(idOrDir, options);
-    const config = await loadConfig(dir);
+    // The config is checked before the (large) weights are looked for or downloaded.
+    const configDir = dirname((await hubFile(idOrDir, "config.json", options))!);
+    const config = await loadConfig(configDir);
     if (head === "itc") {
       const why = contrastiveUnsupportedReason(config);
-      if (why) throw new UnsupportedCheckpointError(dir, `cannot build BridgeTowerForContrastiveLearning: ${why}`);
+      if (why) throw new UnsupportedCheckpointError(idOrDir, `cannot build BridgeTowerForContrastiveLearning: ${why}`);
     }
+    const { dir, weights } = await resolveModel(idOrDir, options);
     const store = await WeightStore.open(await openCheckpoint(weights));
     const model = new this(config, store, head, dir, options);
     try {
