@@ -33,46 +33,67 @@ export function linkTower(w: Weights, c: BridgeTowerConfig, hidden: Value, cross
   return layerNorm(w.at("LayerNorm"), sum, c.hiddenSize, c.layerNormEps);
 }
 
-/** `BridgeTowerPooler`: tanh(dense(x[:, 0])). */
-export function pooler(w: Weights, s: Seq, hidden: number): Value {
-  return w.g.op("Tanh", [linear(w.at("dense"), firstToken(w.g, s), hidden, hidden)]);
+/** `BridgeTowerPooler`: tanh(dense(x[:, 0])), given the first-token rows `[B, H]`. */
+export function pooler(w: Weights, first: Value, hidden: number): Value {
+  return w.g.op("Tanh", [linear(w.at("dense"), first, hidden, hidden)]);
 }
 
 export interface FusionOutputs {
-  /** Outputs of every cross-modal layer pair (the last pair are the features). */
+  /** Outputs of every cross-modal layer pair (the last pair are the features, or their first token only). */
   crossText: Value[];
   crossImage: Value[];
-  poolerOutput: Value;
+  poolerOutput?: Value;
 }
+
+/**
+ * What the last cross-modal layer must produce for each stream: every token (features, hidden states), only
+ * the first token (the heads that read the poolers: ITM, ITC), or nothing (MLM reads only the text stream).
+ * The numbers are the same; only unread rows are skipped.
+ */
+export type LastLayer = "full" | "first" | "none";
 
 /**
  * The bridge of `BridgeTowerModel.forward` from the first cross-modal layer on. `textIn[k]` / `imageIn[k]` are
  * the uni-modal outputs feeding cross layer k, already through `cross_modal_*_transform` + token type.
  */
-export function fusion(w: Weights, c: BridgeTowerConfig, textIn: Seq[], imageIn: Seq[], textMask: Value): FusionOutputs {
+export function fusion(
+  w: Weights, c: BridgeTowerConfig, textIn: Seq[], imageIn: Seq[], textMask: Value, last: { text: LastLayer; image: LastLayer },
+): FusionOutputs {
+  const g = w.g;
   const H = c.hiddenSize;
   const eps = c.layerNormEps;
+  const X = c.numHiddenLayers;
   // Layer 0: LayerNorm only, no link tower.
   let t = withRows(textIn[0], layerNorm(w.at("cross_modal_text_layernorm"), textIn[0].rows, H, eps));
   let i = withRows(imageIn[0], layerNorm(w.at("cross_modal_image_layernorm"), imageIn[0].rows, H, eps));
   const crossText: Value[] = [];
   const crossImage: Value[] = [];
-  for (let k = 0; k < c.numHiddenLayers; k++) {
+  for (let k = 0; k < X; k++) {
     if (k > 0) {
       // Both streams at depth k read the same (t, i) pair.
-      const tIn = linkTower(w.at("cross_modal_text_link_tower", k - 1), c, textIn[k].rows, crossText[k - 1]);
-      const iIn = linkTower(w.at("cross_modal_image_link_tower", k - 1), c, imageIn[k].rows, crossImage[k - 1]);
-      t = withRows(t, tIn);
-      i = withRows(i, iIn);
+      t = withRows(t, linkTower(w.at("cross_modal_text_link_tower", k - 1), c, textIn[k].rows, crossText[k - 1]));
+      i = withRows(i, linkTower(w.at("cross_modal_image_link_tower", k - 1), c, imageIn[k].rows, crossImage[k - 1]));
     }
+    const mode = (m: LastLayer) => (k < X - 1 ? "full" : m);
     // The image self-mask and the text cross-mask over image tokens are all zeros upstream: omitted.
-    crossText.push(crossLayer(w.at("cross_modal_text_layers", k), c, t, i, textMask, undefined));
-    crossImage.push(crossLayer(w.at("cross_modal_image_layers", k), c, i, t, undefined, textMask));
+    crossText.push(crossLayerRows(w.at("cross_modal_text_layers", k), c, t, i, mode(last.text), textMask, undefined));
+    crossImage.push(crossLayerRows(w.at("cross_modal_image_layers", k), c, i, t, mode(last.image), undefined, textMask));
   }
-  const last = c.numHiddenLayers - 1;
-  const textPool = pooler(w.at("cross_modal_text_pooler"), withRows(t, crossText[last]), H);
-  const imagePool = pooler(w.at("cross_modal_image_pooler"), withRows(i, crossImage[last]), H);
-  const poolerOutput = w.g.op("Concat", [textPool, imagePool], { axis: 1 }); // [B, 2H], text first
+  if (last.text === "none" || last.image === "none") return { crossText, crossImage };
+  // The poolers read the first token: rows of the last layer, or the whole last layer when it is full.
+  const cls = (s: Seq, v: Value, m: LastLayer) => (m === "first" ? v : firstToken(g, withRows(s, v)));
+  const textPool = pooler(w.at("cross_modal_text_pooler"), cls(t, crossText[X - 1], last.text), H);
+  const imagePool = pooler(w.at("cross_modal_image_pooler"), cls(i, crossImage[X - 1], last.image), H);
+  const poolerOutput = g.op("Concat", [textPool, imagePool], { axis: 1 }); // [B, 2H], text first
   return { crossText, crossImage, poolerOutput };
 }
 
+/** A cross layer over every token, over the first token only (keys and values still use every token), or skipped. */
+function crossLayerRows(w: Weights, c: BridgeTowerConfig, x: Seq, enc: Seq, m: LastLayer, selfMask?: Value, crossMask?: Value): Value {
+  if (m === "none") return "";
+  if (m === "full") return crossLayer(w, c, x, enc, selfMask, crossMask);
+  const first: Seq = { ...x, rows: firstToken(w.g, x), len: w.g.ints([1]) };
+  const a = bertAttention(w.at("attention"), c.textConfig, first, x, selfMask);
+  const ca = bertAttention(w.at("crossattention"), c.textConfig, withRows(first, a), enc, crossMask);
+  return bertFeedForward(w, c.textConfig, ca);
+}

@@ -6,7 +6,7 @@
 import { Graph, type Value } from "../onnx/graph.js";
 import { numImageTokens, splitIndex, type BridgeTowerConfig } from "./config.js";
 import { contrastiveHead, itmHead, mlmHead } from "./heads.js";
-import { fusion } from "./fusion.js";
+import { fusion, type LastLayer } from "./fusion.js";
 import { extendedAttentionMask, layerNorm, linear, toBatchMajor, firstToken, type Seq } from "./nn.js";
 import { textEmbeddings, textLayer } from "./text.js";
 import { residualAttention, visionEmbeddings } from "./vision.js";
@@ -95,23 +95,28 @@ export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: 
   }
   const root = new Weights(g, store);
   const w = root.at("bridgetower");
-  const out = fusion(w, c, textIn, imageIn, extendedAttentionMask(g, mask));
+  // Features of every token only where they are returned or read: the heads need less of the last layer.
+  const full = head === "none" || hiddenStates;
+  const last: { text: LastLayer; image: LastLayer } = full
+    ? { text: "full", image: "full" }
+    : head === "mlm" ? { text: "full", image: "none" } : { text: "first", image: "first" };
+  const out = fusion(w, c, textIn, imageIn, extendedAttentionMask(g, mask), last);
   const X = c.numHiddenLayers;
-  g.output(toBatchMajor(g, tSeq, out.crossText[X - 1]), "text_features", "float", ["batch", "text_len", H]);
-  g.output(toBatchMajor(g, iSeq, out.crossImage[X - 1]), "image_features", "float", ["batch", N, H]);
-  g.output(out.poolerOutput, "pooler_output", "float", ["batch", 2 * H]);
+  if (last.text === "full") g.output(toBatchMajor(g, tSeq, out.crossText[X - 1]), "text_features", "float", ["batch", "text_len", H]);
+  if (last.image === "full") g.output(toBatchMajor(g, iSeq, out.crossImage[X - 1]), "image_features", "float", ["batch", N, H]);
+  if (out.poolerOutput) g.output(out.poolerOutput, "pooler_output", "float", ["batch", 2 * H]);
   if (hiddenStates)
     for (let k = 0; k < X; k++) {
       g.output(toBatchMajor(g, tSeq, out.crossText[k]), `cross.text.${k}`, "float");
       g.output(toBatchMajor(g, iSeq, out.crossImage[k]), `cross.image.${k}`, "float");
     }
-  if (head === "itm") g.output(itmHead(root.at("itm_score"), c, out.poolerOutput), "itm.logits", "float", ["batch", 2]);
+  if (head === "itm") g.output(itmHead(root.at("itm_score"), c, out.poolerOutput!), "itm.logits", "float", ["batch", 2]);
   if (head === "mlm") {
     const V = c.textConfig.vocabSize;
     const logits = mlmHead(root.at("mlm_score"), root, c, out.crossText[X - 1]);
     g.output(toBatchMajor(g, { ...tSeq, hidden: V }, logits), "mlm.logits", "float", ["batch", "text_len", V]);
   }
-  if (head === "itc") buildContrastive(g, root, c, out.poolerOutput, imageIn[X - 1]);
+  if (head === "itc") buildContrastive(g, root, c, out.poolerOutput!, imageIn[X - 1]);
   return g;
 }
 
