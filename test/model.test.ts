@@ -59,23 +59,23 @@ describe("model parity with the transformers fixtures", () => {
         try {
           // With hidden states every layer is computed in full; without, the heads skip rows they never read.
           for (const hidden of [true, false]) {
-          const out: Outputs = await model.run(
-            {
-              inputIds: inputs.get("input_ids") as Tensor<BigInt64Array>,
-              attentionMask: inputs.get("attention_mask") as Tensor<BigInt64Array>,
-              pixelValues: inputs.get("pixel_values") as Tensor<Float32Array>,
-              pixelMask: inputs.get("pixel_mask"),
-              labels: labelName ? (expected.get(labelName) as Tensor<BigInt64Array>) : undefined,
-            },
-            hidden,
-          );
-          for (const [k, v] of Object.entries(out)) {
-            const want = expected.get(k);
-            if (!want) continue;
-            assertClose(`${name} ${cls.name} ${k} (hidden states: ${hidden})`, v, want);
-            checked.add(k);
-          }
-          if (!hidden && cls !== BridgeTowerModel) assert.ok(Object.keys(out).some((k) => k.startsWith(headPrefix(cls))), "head outputs");
+            const out: Outputs = await model.run(
+              {
+                inputIds: inputs.get("input_ids") as Tensor<BigInt64Array>,
+                attentionMask: inputs.get("attention_mask") as Tensor<BigInt64Array>,
+                pixelValues: inputs.get("pixel_values") as Tensor<Float32Array>,
+                pixelMask: inputs.get("pixel_mask"),
+                labels: labelName ? (expected.get(labelName) as Tensor<BigInt64Array>) : undefined,
+              },
+              hidden,
+            );
+            for (const [k, v] of Object.entries(out)) {
+              const want = expected.get(k);
+              if (!want) continue;
+              assertClose(`${name} ${cls.name} ${k} (hidden states: ${hidden})`, v, want);
+              checked.add(k);
+            }
+            if (!hidden && cls !== BridgeTowerModel) assert.ok(Object.keys(out).some((k) => k.startsWith(headPrefix(cls))), "head outputs");
           }
         } finally {
           await model.dispose();

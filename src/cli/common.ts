@@ -9,6 +9,7 @@ export const MODEL_OPTIONS: Record<string, OptionSpec> = {
   model: { type: "string", help: `model folder or Hub id (default ${DEFAULT_MODEL})` },
   revision: { type: "string", help: "Hub revision: branch, tag or commit (default main)" },
   threads: { type: "string", help: "onnxruntime threads (default: all cores)" },
+  dtype: { type: "string", help: "fp32 (default) or int8 (quantized linear layers: faster, less memory)" },
   json: { type: "boolean", help: "print JSON instead of a table" },
 };
 
@@ -34,11 +35,15 @@ export function status(msg: string): void {
 }
 
 /** Resolves --model/--revision once (downloading into the Hugging Face cache if needed); returns the folder. */
-export async function modelFolder(o: Record<string, unknown>): Promise<{ dir: string; threads?: number; onWarning: (w: string) => void }> {
+export async function modelFolder(
+  o: Record<string, unknown>,
+): Promise<{ dir: string; threads?: number; dtype?: "fp32" | "int8"; onWarning: (w: string) => void }> {
   const id = typeof o.model === "string" && o.model ? o.model : DEFAULT_MODEL;
   status(`bridgetower: resolving ${id}`);
   const { dir } = await resolveModel(id, { revision: typeof o.revision === "string" ? o.revision : undefined });
-  return { dir, threads: positiveInt(o.threads, "--threads"), onWarning: (w) => console.error(`bridgetower: warning: ${w}`) };
+  const dtype = o.dtype as string | undefined;
+  if (dtype !== undefined && dtype !== "fp32" && dtype !== "int8") throw new InputError("--dtype", `must be fp32 or int8, got "${dtype}"`);
+  return { dir, threads: positiveInt(o.threads, "--threads"), dtype, onWarning: (w) => console.error(`bridgetower: warning: ${w}`) };
 }
 
 export const fmt = (x: number, digits = 4) => x.toFixed(digits);

@@ -12,6 +12,7 @@ import type { Graph } from "../onnx/graph.js";
 import { createSession, OrtTensorCtor, type RuntimeOptions } from "../runtime/session.js";
 import { contrastiveUnsupportedReason, loadConfig, numImageTokens, type BridgeTowerConfig } from "./config.js";
 import { crossEntropy } from "./loss.js";
+import { defaultCacheRoot } from "./quantize.js";
 import {
   buildContrastiveImageHead, buildContrastiveTextHead, buildFusionPart, buildTextPart, buildVisionPart, imageBridge, textBridge,
   TEXT_CLS, type Head,
@@ -20,6 +21,13 @@ import type { Tensor } from "./tensor.js";
 import { WeightStore } from "./weights.js";
 
 export interface LoadOptions extends RuntimeOptions, HubOptions {
+  /**
+   * "fp32" (default), or "int8": linear layers run on onnxruntime's integer kernels with weights quantized per
+   * output channel (written once to a cache file under `int8CacheDir`), activations quantized per call.
+   */
+  dtype?: "fp32" | "int8";
+  /** Where int8 weight files are kept (default $BRIDGETOWER_CACHE or ~/.cache/bridgetower). */
+  int8CacheDir?: string;
   /** Called with warnings such as unexpected checkpoint keys (default: console.warn). */
   onWarning?: (message: string) => void;
 }
@@ -82,10 +90,14 @@ export class BridgeTowerPreTrainedModel {
     const store = await WeightStore.open(await openCheckpoint(weights));
     const model = new this(config, store, head, dir, options);
     try {
-      const graphs = (["text", "vision", "fusion"] as Part[]).map((p) => model.build(p, false));
+      if (options.dtype === "int8") store.enableInt8(options.int8CacheDir ?? defaultCacheRoot());
+      else if (options.dtype !== undefined && options.dtype !== "fp32") throw new InputError("dtype", `must be "fp32" or "int8", got "${options.dtype}"`);
+      const parts: Part[] = head === "itc" ? ["text", "vision", "fusion", "itc_text", "itc_image"] : ["text", "vision", "fusion"];
+      const graphs = parts.map((p) => model.build(p, false));
       model.checkWeights();
+      if (store.int8) await store.writeInt8((done, total) => options.onProgress?.({ file: "weights-int8.bin", downloaded: done, total }));
       // Sessions are created once, up front, so the first call is not slowed by them.
-      for (const [i, p] of (["text", "vision", "fusion"] as Part[]).entries()) model.session(p, false, graphs[i]);
+      for (const [i, p] of parts.entries()) model.session(p, false, graphs[i]);
       await Promise.all(model.sessions.values());
     } catch (e) {
       await model.dispose();

@@ -17,10 +17,8 @@ export function mlmHead(w: Weights, root: Weights, c: BridgeTowerConfig, textRow
   const t = w.at("transform");
   const h = layerNorm(t.at("LayerNorm"), activation(g, c.hiddenAct, linear(t.at("dense"), textRows, H, H)), H, c.layerNormEps);
   // Tied only when the top-level tie_word_embeddings is true (all official checkpoints: false).
-  const decoder = c.tieWordEmbeddings
-    ? root.get("bridgetower.text_model.embeddings.word_embeddings.weight", [V, c.textConfig.hiddenSize])
-    : w.get("decoder.weight", [V, H]);
-  return g.op("Add", [g.op("Gemm", [h, decoder], { transB: 1 }), w.get("bias", [V])]);
+  const decoder = c.tieWordEmbeddings ? root.at("bridgetower.text_model.embeddings.word_embeddings") : w.at("decoder");
+  return g.op("Add", [linear(decoder, h, H, V, false), w.get("bias", [V])]);
 }
 
 /** `BridgeTowerContrastiveHead` then F.normalize(p=2, dim=-1, eps=1e-12). */

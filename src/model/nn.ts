@@ -16,11 +16,18 @@ export interface Seq {
 
 export const withRows = (s: Seq, rows: Value): Seq => ({ ...s, rows });
 
-/** `nn.Linear(inF, outF)`: y = x Wᵀ + b. */
-export function linear(w: Weights, x: Value, inF: number, outF: number, bias = true): Value {
-  const W = w.get("weight", [outF, inF]);
-  const inputs = bias ? [x, W, w.get("bias", [outF])] : [x, W];
-  return w.g.op("Gemm", inputs, { transB: 1 });
+/**
+ * `nn.Linear(inF, outF)`: y = x Wᵀ + b, with the parameter names `weight` / `bias` (or others, e.g. `in_proj_*`).
+ * fp32: one Gemm using the `[out, in]` weight in place. int8 mode: DynamicQuantizeMatMul (x quantized per call,
+ * weights per output channel), onnxruntime's integer kernels.
+ */
+export function linear(w: Weights, x: Value, inF: number, outF: number, bias: string | false = "bias", weight = "weight"): Value {
+  const b = bias ? w.get(bias, [outF]) : "";
+  if (w.store.int8) {
+    const { q, scale } = w.getInt8(weight, outF, inF);
+    return w.g.op("DynamicQuantizeMatMul", [x, q, scale, "", b], {}, "com.microsoft");
+  }
+  return w.g.op("Gemm", b ? [x, w.get(weight, [outF, inF]), b] : [x, w.get(weight, [outF, inF])], { transB: 1 });
 }
 
 /** `nn.LayerNorm(H, eps)` over the last axis. */

@@ -31,7 +31,7 @@ export function residualAttention(w: Weights, c: BridgeTowerVisionConfig, x: Seq
   const eps = c.layerNormEps;
   // nn.MultiheadAttention: in_proj rows [0:H] = q, [H:2H] = k, [2H:3H] = v; hidden // 64 heads.
   const attn = w.at("attn");
-  const qkv = g.op("Gemm", [layerNorm(w.at("ln_1"), x.rows, H, eps), attn.get("in_proj_weight", [3 * H, H]), attn.get("in_proj_bias", [3 * H])], { transB: 1 });
+  const qkv = linear(attn, layerNorm(w.at("ln_1"), x.rows, H, eps), H, 3 * H, "in_proj_bias", "in_proj_weight");
   const [q, k, v] = g.opN("Split", [qkv, g.ints([H, H, H])], 3, { axis: 1 });
   const ctx = attention(g, q, k, v, x, x, H / 64, undefined, true);
   const r = g.op("Add", [x.rows, linear(attn.at("out_proj"), ctx, H, H)]);

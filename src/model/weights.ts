@@ -1,8 +1,9 @@
 import { dirname, relative, sep } from "node:path";
-import { realpathSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { CheckpointFormatError, UnsupportedCheckpointError } from "../errors.js";
 import { bytesToFloat32, type TensorEntry, type TensorSource } from "../io/tensors.js";
 import { ELEM_OF_DTYPE, type Graph, type Value } from "../onnx/graph.js";
+import { Int8WeightFile } from "./quantize.js";
 
 /** Backbone keys live under this prefix in head checkpoints (`base_model_prefix` in transformers). */
 export const BACKBONE_PREFIX = "bridgetower.";
@@ -19,7 +20,9 @@ const IGNORED = [/(^|\.)position_ids$/, /(^|\.)token_type_ids$/];
 export class WeightStore {
   readonly entries = new Map<string, TensorEntry & { source: TensorSource }>();
   /** The folder onnxruntime resolves external-data locations against. */
-  readonly dataDir: string;
+  private checkpointDir: string;
+  /** In int8 mode, every parameter comes from this rewritten file instead of the checkpoint. */
+  int8?: Int8WeightFile;
   private used = new Set<string>();
   private casts = new WeakMap<Graph, Map<string, Value>>();
   readonly missing: string[] = [];
@@ -38,7 +41,29 @@ export class WeightStore {
     // Checkpoint files may be symlinks (Hugging Face cache): onnxruntime needs the real folder.
     const dirs = new Set(sources.map((s) => dirname(realpathSync(s.path))));
     if (dirs.size > 1) throw new CheckpointFormatError(sources[0].path, "all weight files must be in one folder");
-    this.dataDir = [...dirs][0] ?? ".";
+    this.checkpointDir = [...dirs][0] ?? ".";
+  }
+
+  get dataDir(): string {
+    return this.int8 ? this.int8.dir : this.checkpointDir;
+  }
+
+  /** Switches to int8 mode: graphs built from now on read the int8 file written by `writeInt8`. */
+  enableInt8(cacheRoot: string): void {
+    const id = this.sources.map((s) => { const st = statSync(s.path); return `${realpathSync(s.path)}:${st.size}:${st.mtimeMs}`; }).join("|");
+    this.int8 = new Int8WeightFile(cacheRoot, id);
+  }
+
+  /** Writes (or finds) the int8 file for everything the graphs built so far asked for. */
+  async writeInt8(onProgress?: (done: number, total: number) => void): Promise<void> {
+    await this.int8!.write((name) => this.readFloat32(name), onProgress);
+  }
+
+  /** A linear weight `[outF, inF]` quantized to int8 `[inF, outF]` with per-output-channel scales (int8 mode). */
+  useInt8(g: Graph, name: string, outF: number, inF: number): { q: Value; scale: Value } {
+    this.use(g, name, [outF, inF], false); // checks presence and shape
+    const { q, scale } = this.int8!.int8(name, outF, inF);
+    return { q: g.external(`${name}.int8`, "int8", [inF, outF], q), scale: g.external(`${name}.scale`, "float", [outF], scale) };
   }
 
   /** Bytes of tensors that are not stored contiguously in their file (strided views of a pickle). */
@@ -56,7 +81,7 @@ export class WeightStore {
   }
 
   /** Registers tensor `name` in graph `g` as an initializer (float32 in the graph) and returns its value. */
-  use(g: Graph, name: string, shape: number[]): Value {
+  use(g: Graph, name: string, shape: number[], register = true): Value {
     const e = this.entries.get(name);
     this.requested.set(name, shape);
     if (!e) {
@@ -69,6 +94,8 @@ export class WeightStore {
         `parameter ${name} has shape [${e.shape.join(", ")}] but the config implies [${shape.join(", ")}]`,
       );
     this.used.add(name);
+    if (!register) return name;
+    if (this.int8) return g.external(name, "float", shape, this.int8.f32(name, shape));
     const elem = ELEM_OF_DTYPE[e.dtype];
     const bytes = this.gathered.get(name);
     if (bytes) return g.inline(name, "float", shape, new Uint8Array(bytesToFloat32(bytes, e.dtype).buffer));
@@ -135,6 +162,11 @@ export class Weights {
 
   get(leaf: string, shape: number[]): Value {
     return this.store.use(this.g, this.name(leaf), shape);
+  }
+
+  /** A linear weight `[outF, inF]` as int8 `[inF, outF]` plus scales (int8 mode only). */
+  getInt8(leaf: string, outF: number, inF: number): { q: Value; scale: Value } {
+    return this.store.useInt8(this.g, this.name(leaf), outF, inF);
   }
 
   has(leaf: string): boolean {

@@ -1,0 +1,124 @@
+/**
+ * int8 mode: the weights rewritten once into a cache file that onnxruntime reads as external data. Linear
+ * weights are quantized per output channel (symmetric int8, transposed to `[in, out]` as DynamicQuantizeMatMul
+ * wants them); every other parameter is stored as float32. The file is keyed by the checkpoint and the plan, so
+ * it is written on first load only, tensor by tensor (memory stays at the largest tensor), and atomically.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import type { ExternalRef } from "../onnx/graph.js";
+
+interface PlanEntry {
+  key: string;
+  /** The checkpoint parameter it is made from. */
+  name: string;
+  kind: "f32" | "int8" | "scale";
+  shape: number[];
+  offset: number;
+  length: number;
+}
+
+/** Reads a parameter as float32 (the store's job: it knows the checkpoint). */
+export type ReadFloat32 = (name: string) => Promise<Float32Array>;
+
+const ALIGN = 64;
+const FORMAT = "bridgetower-int8-v1";
+
+export function defaultCacheRoot(): string {
+  return process.env.BRIDGETOWER_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "bridgetower");
+}
+
+export class Int8WeightFile {
+  static readonly FILE = "weights-int8.bin";
+  private plan: PlanEntry[] = [];
+  private byKey = new Map<string, PlanEntry>();
+  private size = 0;
+  private frozen = false;
+  /** Folder of the file, known once the plan is complete (it is named by the plan's hash). */
+  dir = "";
+
+  constructor(private readonly cacheRoot: string, private readonly checkpointId: string) {}
+
+  private add(key: string, name: string, kind: PlanEntry["kind"], shape: number[], bytesPer: number): ExternalRef {
+    let e = this.byKey.get(key);
+    if (!e) {
+      if (this.frozen) throw new Error(`int8 weight file: ${key} was not planned before the file was written`);
+      const length = shape.reduce((a, b) => a * b, 1) * bytesPer;
+      const offset = Math.ceil(this.size / ALIGN) * ALIGN;
+      e = { key, name, kind, shape, offset, length };
+      this.size = offset + length;
+      this.plan.push(e);
+      this.byKey.set(key, e);
+    }
+    return { location: Int8WeightFile.FILE, offset: e.offset, length: e.length };
+  }
+
+  /** A float32 parameter, copied into the file. */
+  f32(name: string, shape: number[]): ExternalRef {
+    return this.add(name, name, "f32", shape, 4);
+  }
+
+  /** A linear weight `[out, in]` as int8 `[in, out]` plus its per-output-channel float32 scales `[out]`. */
+  int8(name: string, outF: number, inF: number): { q: ExternalRef; scale: ExternalRef } {
+    const q = this.add(`${name}.int8`, name, "int8", [inF, outF], 1);
+    const scale = this.add(`${name}.scale`, name, "scale", [outF], 4);
+    return { q, scale };
+  }
+
+  /** Writes the file unless an identical one exists; returns its folder. */
+  async write(read: ReadFloat32, onProgress?: (done: number, total: number) => void): Promise<string> {
+    this.frozen = true;
+    const hash = createHash("sha256").update(FORMAT).update(this.checkpointId).update(JSON.stringify(this.plan)).digest("hex").slice(0, 24);
+    this.dir = join(this.cacheRoot, "int8", hash);
+    const path = join(this.dir, Int8WeightFile.FILE);
+    if ((await stat(path).catch(() => undefined))?.size === this.size) return this.dir;
+    await mkdir(this.dir, { recursive: true });
+    const tmp = `${path}.tmp-${process.pid}`;
+    const fh = await open(tmp, "w");
+    try {
+      const scales = new Map<string, Float32Array>();
+      let done = 0;
+      for (const e of this.plan) {
+        let bytes: Uint8Array;
+        if (e.kind === "f32") bytes = u8(await read(e.name));
+        else if (e.kind === "scale") bytes = u8(scales.get(e.name)!);
+        else {
+          const [inF, outF] = e.shape;
+          const { q, scale } = quantizeTransposed(await read(e.name), outF, inF);
+          scales.set(e.name, scale);
+          bytes = u8(q);
+        }
+        for (let p = 0; p < bytes.length; p += 1 << 30) await fh.write(bytes, p, Math.min(1 << 30, bytes.length - p), e.offset + p);
+        onProgress?.((done += e.length), this.size);
+      }
+      await fh.truncate(this.size);
+      await fh.close();
+      await rename(tmp, path);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    return this.dir;
+  }
+}
+
+const u8 = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** Symmetric per-row int8 of `w` `[outF, inF]`, written transposed `[inF, outF]`; scale = max|row| / 127. */
+export function quantizeTransposed(w: Float32Array, outF: number, inF: number): { q: Int8Array; scale: Float32Array } {
+  const q = new Int8Array(outF * inF);
+  const scale = new Float32Array(outF);
+  for (let n = 0; n < outF; n++) {
+    let max = 0;
+    const row = n * inF;
+    for (let k = 0; k < inF; k++) max = Math.max(max, Math.abs(w[row + k]));
+    const s = max > 0 ? max / 127 : 1;
+    scale[n] = s;
+    const inv = 1 / Math.fround(s);
+    for (let k = 0; k < inF; k++) q[k * outF + n] = Math.max(-127, Math.min(127, Math.round(w[row + k] * inv)));
+  }
+  return { q, scale };
+}
