@@ -31,7 +31,7 @@ const caption = "two cats sleeping on a pink couch";
 const texts = Array.from({ length: 10 }, (_, i) => `${caption} number ${i}`);
 const result: Record<string, number> = { load_s };
 // A pair is one image and one 12-token text (<s> + 10 + </s>), through the processor, like the reference timing.
-const pairText = "a photo of two cats sleeping on a couch";
+const pairText = "a photo of two cats sleeping on a pink couch";
 const one = await processor.call({ text: pairText, images: images[0] });
 if (one.inputIds!.dims[1] !== 12) throw new Error(`pair text has ${one.inputIds!.dims[1]} tokens, expected 12`);
 if (task === "itm") {

@@ -1,16 +1,16 @@
 /**
  * `npm run bench [-- --json] [-- --repeats N] [-- --markdown FILE]`: speed and memory at the size of
- * bridgetower-large-itm-mlm-gaudi (random weights, generated once into .cache/bench-large), with PyTorch measured in
+ * bridgetower-large-itm-mlm-gaudi (random weights, generated once into .cache/large-random), with PyTorch measured in
  * the same run (shared/reference/torch_forward.py, when /usr/bin/python3 has torch). Every figure is the median of
  * `--repeats` runs after a warm-up; each model runs in its own process so peak RSS is per model.
  */
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { LARGE_ITM_MLM_CONFIG, writeRandomCheckpoint } from "../src/model/random.js";
+import { ensureLargeModel, LARGE_DIR } from "../test/helpers/large.js";
 
 const run = promisify(execFile);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -20,18 +20,6 @@ const json = args.includes("--json");
 const repeats = Number(args[args.indexOf("--repeats") + 1]) || 3;
 const markdown = args.includes("--markdown") ? args[args.indexOf("--markdown") + 1] : undefined;
 const log = (s: string) => process.stderr.write(`${s}\n`);
-
-/** A complete model folder: random weights at full size, the RoBERTa tokenizer files, the large models' processor config. */
-async function ensureModel(): Promise<string> {
-  const dir = join(root, ".cache", "bench-large");
-  if (!existsSync(join(dir, "model.safetensors")) || statSync(join(dir, "model.safetensors")).size < 3.6e9) {
-    log("bench: writing the full-size random checkpoint (3.7 GB, once)");
-    await writeRandomCheckpoint(dir, LARGE_ITM_MLM_CONFIG);
-  }
-  for (const f of ["vocab.json", "merges.txt"]) copyFileSync(join(shared, "fixtures", "tokenizer", f), join(dir, f));
-  writeFileSync(join(dir, "preprocessor_config.json"), JSON.stringify({ max_text_len: 50, size: 294, tokenizer: "roberta-large", vocab_size: 50265 }));
-  return dir;
-}
 
 async function child(dir: string, task: string, dtype: string): Promise<Record<string, number>> {
   log(`bench: ${task} ${dtype}`);
@@ -56,7 +44,8 @@ async function torch(task: string): Promise<number | null> {
   return JSON.parse(stdout.trim().split("\n").pop()!).median_s;
 }
 
-const dir = await ensureModel();
+await ensureLargeModel((m) => log(`bench: ${m}`));
+const dir = LARGE_DIR;
 const weightBytes = statSync(join(dir, "model.safetensors")).size;
 const itm = await child(dir, "itm", "fp32");
 const mlm = await child(dir, "mlm", "fp32");

@@ -9,6 +9,7 @@ import fc from "fast-check";
 import sharp from "sharp";
 import { ImageError } from "../src/errors.js";
 import { loadImage } from "../src/image/index.js";
+import { crc32 } from "../src/io/zip.js";
 
 const RUNS = Number(process.env.IMAGE_FUZZ_RUNS ?? 200);
 const TIMEOUT_MS = 10_000;
@@ -24,16 +25,6 @@ async function seeds(): Promise<Record<string, Buffer>> {
   };
 }
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(buf: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** Rewrite every PNG chunk CRC so mutations get past the checksum into the decoder proper. */
 function fixPngCrcs(b: Buffer): void {

@@ -1,4 +1,5 @@
-import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
+import { writeAll, writeAtomically } from "./atomic.js";
 import { CheckpointFormatError } from "../errors.js";
 import { DTYPE_BYTES, isDType, numel, type DType, type TensorEntry, type TensorSource } from "./tensors.js";
 
@@ -159,7 +160,27 @@ export interface TensorToWrite {
   dtype: DType;
   shape: number[];
   /** The bytes, or a function producing them when the tensor is written (to stream files larger than memory). */
-  data: ArrayBufferView | (() => ArrayBufferView);
+  data: ArrayBufferView | (() => ArrayBufferView | Promise<ArrayBufferView>);
+}
+
+/** The 8-byte length and JSON header of a safetensors file holding `tensors` back to back, in order. */
+export function safetensorsHeader(tensors: { name: string; dtype: DType; shape: number[] }[], metadata?: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let off = 0;
+  for (const t of tensors) {
+    if (t.name === "__metadata__") throw new CheckpointFormatError(t.name, "a tensor cannot be named __metadata__ in safetensors");
+    const n = numel(t.shape) * DTYPE_BYTES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
+    off += n;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // data aligned to 8 bytes, as safetensors does
+  const body = Buffer.from(json, "utf8");
+  const out = Buffer.alloc(8 + body.length);
+  out.writeBigUInt64LE(BigInt(body.length));
+  body.copy(out, 8);
+  return out;
 }
 
 /**
@@ -172,36 +193,14 @@ export async function writeSafetensors(
   metadata?: Record<string, string>,
 ): Promise<void> {
   const list = [...tensors];
-  const header: Record<string, unknown> = {};
-  if (metadata) header.__metadata__ = metadata;
-  let off = 0;
-  for (const [name, t] of list) {
-    const n = numel(t.shape) * DTYPE_BYTES[t.dtype];
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
-    off += n;
-  }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // align data to 8 bytes
-  const hbytes = Buffer.from(json, "utf8");
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(hbytes.length));
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await open(tmp, "w");
-  try {
-    await fh.write(len);
-    await fh.write(hbytes);
+  await writeAtomically(path, async (fh) => {
+    await writeAll(fh, safetensorsHeader(list.map(([name, t]) => ({ name, ...t })), metadata));
     for (const [name, t] of list) {
-      const data = typeof t.data === "function" ? t.data() : t.data;
+      const data = typeof t.data === "function" ? await t.data() : t.data;
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       if (bytes.byteLength !== numel(t.shape) * DTYPE_BYTES[t.dtype])
         throw new Error(`writeSafetensors: "${name}" has ${bytes.byteLength} bytes for shape [${t.shape}] ${t.dtype}`);
-      for (let p = 0; p < bytes.length; p += 1 << 30) await fh.write(bytes.subarray(p, Math.min(bytes.length, p + (1 << 30))));
+      await writeAll(fh, bytes);
     }
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
+  });
 }

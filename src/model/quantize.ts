@@ -5,7 +5,8 @@
  * it is written on first load only, tensor by tensor (memory stays at the largest tensor), and atomically.
  */
 import { createHash } from "node:crypto";
-import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
+import { writeAll, writeAtomically } from "../io/atomic.js";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { ExternalRef } from "../onnx/graph.js";
@@ -75,9 +76,7 @@ export class Int8WeightFile {
     const path = join(this.dir, Int8WeightFile.FILE);
     if ((await stat(path).catch(() => undefined))?.size === this.size) return this.dir;
     await mkdir(this.dir, { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fh = await open(tmp, "w");
-    try {
+    await writeAtomically(path, async (fh) => {
       const scales = new Map<string, Float32Array>();
       let done = 0;
       for (const e of this.plan) {
@@ -90,17 +89,11 @@ export class Int8WeightFile {
           scales.set(e.name, scale);
           bytes = u8(q);
         }
-        for (let p = 0; p < bytes.length; p += 1 << 30) await fh.write(bytes, p, Math.min(1 << 30, bytes.length - p), e.offset + p);
+        await writeAll(fh, bytes, e.offset);
         onProgress?.((done += e.length), this.size);
       }
       await fh.truncate(this.size);
-      await fh.close();
-      await rename(tmp, path);
-    } catch (err) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
+    });
     return this.dir;
   }
 }

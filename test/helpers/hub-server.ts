@@ -9,13 +9,11 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { fixturesDir } from "./fixtures.js";
 import { join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
 
 export function fixturesRoot(): string {
-  return process.env.BRIDGETOWER_FIXTURES ?? resolve(repoRoot, "../shared/fixtures");
+  return fixturesDir;
 }
 
 export interface RepoSpec {
