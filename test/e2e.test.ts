@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import {
   BridgeTowerForContrastiveLearning, BridgeTowerForImageAndTextRetrieval, BridgeTowerForMaskedLM, BridgeTowerProcessor,
-  embed, fillMask, rankTexts,
+  embed, fillMask, rankImages, rankTexts,
 } from "../src/index.js";
 import { fixture, readAll, repoRoot } from "./helpers/fixtures.js";
 import { startHubServer, type HubServer } from "./helpers/hub-server.js";
@@ -63,6 +63,16 @@ describe("e2e-fullvocab through the library", () => {
     const p = await BridgeTowerProcessor.fromPretrained(DIR);
     const itm = await BridgeTowerForImageAndTextRetrieval.fromPretrained(DIR, { onWarning: () => {} });
     checkItm(await rankTexts(itm, p, image(expected.itm.image), expected.itm.texts, { batchSize: 3 }));
+    // Images against one text: the same scores as each pair run on its own.
+    const imgs = ["chelsea.png", "coffee.png", "chelsea.png"].map(image);
+    const ranked = await rankImages(itm, p, imgs, expected.itm.texts[1], { batchSize: 2 });
+    assert.deepEqual(ranked.map((r) => r.index).sort(), [0, 1, 2]);
+    for (const r of ranked) {
+      const one = await p.call({ text: expected.itm.texts[1], images: imgs[r.index] });
+      const l = (await itm.run({ inputIds: one.inputIds!, attentionMask: one.attentionMask, pixelValues: one.pixelValues! }))["itm.logits"].data;
+      near(r.logits[0], l[0] as number, 1e-5);
+      near(r.logits[1], l[1] as number, 1e-5);
+    }
     await itm.dispose();
     const mlm = await BridgeTowerForMaskedLM.fromPretrained(DIR, { onWarning: () => {} });
     const fm = await fillMask(mlm, p, image(expected.fill_mask.image), expected.fill_mask.text, 5);

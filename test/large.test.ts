@@ -25,6 +25,7 @@ describe("full-size random model (gaudi dimensions)", { timeout: 20 * 60_000 }, 
   const ids = { data: BigInt64Array.from([0, 102, 1943, 9, 5, 2335, 15, 10, 1107, 4, 50264, 2].map(BigInt)), dims: [1, 12] };
   const pixels = { data: new Float32Array(3 * 294 * 294).map((_, i) => Math.sin(i / 97)), dims: [1, 3, 294, 294] };
 
+  const fp32: Record<string, Float32Array> = {};
   for (const [name, cls, key, shape] of [
     ["ITM", BridgeTowerForImageAndTextRetrieval, "itm.logits", [1, 2]],
     ["MLM", BridgeTowerForMaskedLM, "mlm.logits", [1, 12, 50265]],
@@ -40,14 +41,34 @@ describe("full-size random model (gaudi dimensions)", { timeout: 20 * 60_000 }, 
         const logits = out[key];
         assert.deepEqual([...logits.dims], shape);
         assert.ok(logits.data.every((v) => Number.isFinite(Number(v))), "finite logits");
-        assert.deepEqual([...out.image_features.dims], [1, 442, 1024]);
+        if (name === "ITM") assert.deepEqual([...out.pooler_output.dims], [1, 2048]);
+        else assert.deepEqual([...out.text_features.dims], [1, 12, 1024]);
         // Stable: the same input gives the same logits (up to thread scheduling of reductions).
         const again = await m.run({ inputIds: ids, pixelValues: pixels });
         again[key].data.forEach((v, i) => assert.ok(Math.abs(Number(v) - Number(logits.data[i])) < 1e-4));
+        fp32[name] = logits.data as Float32Array;
         console.log(`# ${name}: load ${load.toFixed(1)} s, forward ${fwd.toFixed(2)} s, peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`);
       } finally {
         await m.dispose();
       }
     });
   }
+
+  it("int8: ITM probability within 0.02 of fp32, same MLM top-1 at the <mask>, less memory", async () => {
+    const cache = join(LARGE_DIR, "..", "int8");
+    const itm = await BridgeTowerForImageAndTextRetrieval.fromPretrained(LARGE_DIR, { dtype: "int8", int8CacheDir: cache });
+    const l = (await itm.run({ inputIds: ids, pixelValues: pixels }))["itm.logits"].data as Float32Array;
+    await itm.dispose();
+    const p = (x: ArrayLike<number>) => 1 / (1 + Math.exp(x[0] - x[1]));
+    const d = Math.abs(p(l) - p(fp32.ITM));
+    assert.ok(d < 0.02, `fp32 ${p(fp32.ITM)} vs int8 ${p(l)}`);
+    const mlm = await BridgeTowerForMaskedLM.fromPretrained(LARGE_DIR, { dtype: "int8", int8CacheDir: cache });
+    const m = (await mlm.run({ inputIds: ids, pixelValues: pixels }))["mlm.logits"].data as Float32Array;
+    await mlm.dispose();
+    const V = 50265;
+    const pos = 10; // the <mask> (50264) in `ids`
+    const argmax = (a: Float32Array) => a.subarray(pos * V, (pos + 1) * V).reduce((best, v, i, row) => (v > row[best] ? i : best), 0);
+    assert.equal(argmax(m), argmax(fp32.MLM));
+    console.log(`# int8 at full size: ITM probability ${p(l).toFixed(4)} vs fp32 ${p(fp32.ITM).toFixed(4)} (diff ${d.toFixed(4)}); MLM top-1 at the mask: same id ${argmax(m)}`);
+  });
 });

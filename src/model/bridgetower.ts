@@ -177,11 +177,14 @@ export class BridgeTowerPreTrainedModel {
     return this.runPart("vision", hiddenStates, { pixel_values: pixelValues });
   }
 
-  /** The cross-modal layers and the head on a text and an image encoding of equal batch size. */
+  /**
+   * The cross-modal layers and the head on a text and an image encoding of equal batch size, or one of them
+   * of batch 1 paired with every item of the other (one image against many texts, or the other way round).
+   */
   async fuse(text: Encoding, image: Encoding, hiddenStates = false): Promise<Outputs> {
     const bt = text.attention_mask.dims[0];
     const bi = image[imageBridge(0)].dims[0];
-    if (bt !== bi) throw new InputError("", `text batch (${bt}) and image batch (${bi}) differ`);
+    if (bt !== bi && bt !== 1 && bi !== 1) throw new InputError("", `text batch (${bt}) and image batch (${bi}) differ and neither is 1`);
     const out = await this.runPart("fusion", hiddenStates, { ...text, ...image });
     return out;
   }

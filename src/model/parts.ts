@@ -77,19 +77,29 @@ export function buildVisionPart(store: WeightStore, c: BridgeTowerConfig, hidden
   return g;
 }
 
-/** Fusion + head: bridge inputs and attention_mask → features, pooler_output and the head's outputs. */
+/**
+ * Fusion + head: bridge inputs and attention_mask → features, pooler_output and the head's outputs.
+ * A text or image encoding of batch 1 is broadcast against the other's batch (one image, many texts and
+ * the other way round) inside the graph, so callers never copy encodings.
+ */
 export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: Head, hiddenStates = false): Graph {
   const g = new Graph(`bridgetower_fusion_${head}`);
   const H = c.hiddenSize;
   const N = numImageTokens(c.visionConfig);
-  const mask = g.input("attention_mask", "int64", ["batch", "text_len"]);
+  const textMask = g.input("attention_mask", "int64", ["text_batch", "text_len"]);
+  const image0 = g.input(imageBridge(0), "float", ["image_batch", N, H]);
+  // Expand broadcasts both ways: [Bt, ...] against [Bi, 1, ...] gives [max(Bt, Bi), ...] when one of them is 1.
+  const imageBatch = dim(g, image0, 0);
+  const textBatch = dim(g, textMask, 0);
+  const expand = (x: Value, other: Value, rank: number) => g.op("Expand", [x, g.op("Concat", [other, g.ints(Array(rank - 1).fill(1))], { axis: 0 })]);
+  const mask = expand(textMask, imageBatch, 2);
   const tSeq: Seq = { rows: "", batch: dim(g, mask, 0), len: dim(g, mask, 1), hidden: H };
   const iSeq: Seq = { ...tSeq, len: g.ints([N]) };
   const textIn: Seq[] = [];
   const imageIn: Seq[] = [];
   for (let k = 0; k < c.numHiddenLayers; k++) {
-    const t = g.input(textBridge(k), "float", ["batch", "text_len", H]);
-    const i = g.input(imageBridge(k), "float", ["batch", N, H]);
+    const t = expand(g.input(textBridge(k), "float", ["text_batch", "text_len", H]), imageBatch, 3);
+    const i = expand(k === 0 ? image0 : g.input(imageBridge(k), "float", ["image_batch", N, H]), textBatch, 3);
     textIn.push({ ...tSeq, rows: g.op("Reshape", [t, g.ints([-1, H])]) });
     imageIn.push({ ...iSeq, rows: g.op("Reshape", [i, g.ints([-1, H])]) });
   }
@@ -116,7 +126,7 @@ export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: 
     const logits = mlmHead(root.at("mlm_score"), root, c, out.crossText[X - 1]);
     g.output(toBatchMajor(g, { ...tSeq, hidden: V }, logits), "mlm.logits", "float", ["batch", "text_len", V]);
   }
-  if (head === "itc") buildContrastive(g, root, c, out.poolerOutput!, imageIn[X - 1]);
+  if (head === "itc") buildContrastive(g, root, c, out.poolerOutput!, imageIn[X - 1], imageBatch);
   return g;
 }
 
@@ -141,10 +151,11 @@ export function buildContrastiveImageHead(store: WeightStore, c: BridgeTowerConf
 }
 
 /** `BridgeTowerForContrastiveLearning`'s embeddings, their stack and the similarity matrices. */
-function buildContrastive(g: Graph, root: Weights, c: BridgeTowerConfig, pooler: Value, lastImage: Seq): void {
+function buildContrastive(g: Graph, root: Weights, c: BridgeTowerConfig, pooler: Value, lastImage: Seq, imageBatch: Value): void {
   const H = c.hiddenSize;
   const C = c.contrastiveHiddenSize!;
-  const textCls = g.input(TEXT_CLS, "float", ["batch", c.textConfig.hiddenSize]);
+  const cls = g.input(TEXT_CLS, "float", ["text_batch", c.textConfig.hiddenSize]);
+  const textCls = g.op("Expand", [cls, g.op("Concat", [imageBatch, g.ints([1])], { axis: 0 })]);
   const t = contrastiveHead(root.at("itc_text_head"), textCls, c.textConfig.hiddenSize, C);
   const i = contrastiveHead(root.at("itc_image_head"), firstToken(g, lastImage), H, C);
   const x = contrastiveHead(root.at("itc_cross_modal_head"), pooler, 2 * H, C);

@@ -21,12 +21,3 @@ export function sliceBatch<T extends Float32Array | BigInt64Array>(t: Tensor<T>,
   const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
   return { data: t.data.subarray(b0 * per, b1 * per) as T, dims: [b1 - b0, ...t.dims.slice(1)] };
 }
-
-/** Repeats a batch-1 tensor `n` times along the first axis. */
-export function repeatBatch<T extends Float32Array | BigInt64Array>(t: Tensor<T>, n: number): Tensor<T> {
-  if (t.dims[0] !== 1) throw new Error("repeatBatch needs batch 1");
-  const per = t.data.length;
-  const data = new (t.data.constructor as { new (n: number): T })(per * n);
-  for (let i = 0; i < n; i++) (data as Float32Array).set(t.data as Float32Array, i * per);
-  return { data, dims: [n, ...t.dims.slice(1)] };
-}

@@ -1,11 +1,12 @@
 /**
  * Image-text matching jobs. Ranking N texts against one image runs the vision tower once and the texts as
- * batches; M images against one text runs the text tower once. Only the fusion runs per pair.
+ * batches; M images against one text runs the text tower once. Only the fusion runs per pair (the batch-1
+ * side is broadcast inside the fusion graph).
  */
 import { InputError } from "../errors.js";
 import type { ImageInput } from "../image/index.js";
-import type { BridgeTowerForImageAndTextRetrieval, Encoding } from "../model/bridgetower.js";
-import { repeatBatch, sliceBatch, type Tensor } from "../model/tensor.js";
+import type { BridgeTowerForImageAndTextRetrieval } from "../model/bridgetower.js";
+import { sliceBatch, type Tensor } from "../model/tensor.js";
 import type { BridgeTowerProcessor } from "../processor.js";
 
 export interface MatchScore {
@@ -21,7 +22,7 @@ export interface TextMatch extends MatchScore {
 }
 
 export interface RankOptions {
-  /** Pairs fused per onnxruntime call (bounds memory for long lists). Default 16. */
+  /** Pairs encoded and fused per onnxruntime call (bounds memory for long lists). Default 4. */
   batchSize?: number;
 }
 
@@ -36,7 +37,7 @@ export async function rankTexts(
   for (const [b0, b1] of chunks(texts.length, options.batchSize)) {
     const { inputIds, attentionMask } = await processor.call({ text: texts.slice(b0, b1), padding: "longest" });
     const textEnc = await model.encodeText(inputIds!, attentionMask);
-    const out = await model.fuse(textEnc, repeatEncoding(imageEnc, b1 - b0));
+    const out = await model.fuse(textEnc, imageEnc); // the batch-1 image is paired with every text
     scores.push(...matchScores(out["itm.logits"] as Tensor<Float32Array>, b0));
   }
   return sortByScore(scores).map((s) => ({ ...s, text: texts[s.index] }));
@@ -53,20 +54,15 @@ export async function rankImages(
   for (const [b0, b1] of chunks(images.length, options.batchSize)) {
     const { pixelValues } = await processor.call({ images: images.slice(b0, b1) });
     const imageEnc = await model.encodeImage(pixelValues!);
-    const out = await model.fuse(repeatEncoding(textEnc, b1 - b0), imageEnc);
+    const out = await model.fuse(textEnc, imageEnc); // the batch-1 text is paired with every image
     scores.push(...matchScores(out["itm.logits"] as Tensor<Float32Array>, b0));
   }
   return sortByScore(scores);
 }
 
-function* chunks(n: number, size = 16): Generator<[number, number]> {
+function* chunks(n: number, size = 4): Generator<[number, number]> {
   if (!Number.isInteger(size) || size < 1) throw new InputError("batchSize", `must be a positive integer, got ${size}`);
   for (let i = 0; i < n; i += size) yield [i, Math.min(n, i + size)];
-}
-
-/** A batch-1 encoding repeated `n` times, so one unimodal result is fused with n partners. */
-export function repeatEncoding(enc: Encoding, n: number): Encoding {
-  return Object.fromEntries(Object.entries(enc).map(([k, t]) => [k, repeatBatch(t, n)]));
 }
 
 function matchScores(logits: Tensor<Float32Array>, offset: number): MatchScore[] {
