@@ -6,7 +6,7 @@
 import type ort from "onnxruntime-node";
 import { InputError, UnsupportedCheckpointError } from "../errors.js";
 import { dirname } from "node:path";
-import { hubFile, resolveModel, type HubOptions } from "../hub/index.js";
+import { hubFile, isLocalFolder, resolveModel, type HubOptions } from "../hub/index.js";
 import { openCheckpoint } from "../io/checkpoint.js";
 import type { Graph } from "../onnx/graph.js";
 import { createSession, OrtTensorCtor, type RuntimeOptions } from "../runtime/session.js";
@@ -14,8 +14,8 @@ import { contrastiveUnsupportedReason, loadConfig, numImageTokens, type BridgeTo
 import { crossEntropy } from "./loss.js";
 import { defaultCacheRoot } from "./quantize.js";
 import {
-  buildContrastiveImageHead, buildContrastiveTextHead, buildFusionPart, buildTextPart, buildVisionPart, imageBridge, textBridge,
-  TEXT_CLS, type Head,
+  buildContrastiveImageHead, buildContrastiveTextHead, buildFusionPart, buildTextPart, buildVisionPart, imageBridge,
+  parameterShapes, textBridge, TEXT_CLS, type Head,
 } from "./parts.js";
 import type { Tensor } from "./tensor.js";
 import { WeightStore } from "./weights.js";
@@ -59,7 +59,13 @@ const HEAD_NAMES: Record<Exclude<Head, "none">, string> = {
   itc: "contrastive (ITC) heads `itc_*_head` and `logit_scale`, found in BridgeTower/bridgetower-large-itm-mlm-itc",
 };
 /** Checkpoint keys that exist upstream but no forward pass reads. */
-const KNOWN_UNUSED = [/^bridgetower\.text_model\.pooler\./, /\.ln_separate\./, /link_tower\.(LayerNorm|beta|scaled_factor)/];
+const KNOWN_UNUSED = [
+  /^bridgetower\.text_model\.pooler\./,
+  /\.ln_separate\./,
+  /link_tower\.(LayerNorm|beta|scaled_factor)/,
+  // vision blocks beyond the text depth (they exist but never run, as upstream)
+  /^bridgetower\.vision_model\.visual\.transformer\.resblocks\.\d+\.(attn\.(in_proj_weight|in_proj_bias|out_proj\.(weight|bias))|ln_[12]\.(weight|bias)|mlp\.c_(fc|proj)\.(weight|bias))$/,
+];
 
 export class BridgeTowerPreTrainedModel {
   private sessions = new Map<string, Promise<ort.InferenceSession>>();
@@ -80,8 +86,7 @@ export class BridgeTowerPreTrainedModel {
     options: LoadOptions = {},
   ): Promise<T> {
     // The config is checked before the (large) weights are looked for or downloaded.
-    const configDir = dirname((await hubFile(idOrDir, "config.json", options))!);
-    const config = await loadConfig(configDir);
+    const config = await loadConfig(isLocalFolder(idOrDir) ? idOrDir : dirname((await hubFile(idOrDir, "config.json", options))!));
     if (head === "itc") {
       const why = contrastiveUnsupportedReason(config);
       if (why) throw new UnsupportedCheckpointError(idOrDir, `cannot build BridgeTowerForContrastiveLearning: ${why}`);
@@ -119,21 +124,17 @@ export class BridgeTowerPreTrainedModel {
     if (this.head !== "none" && missing.length > 0 && missing.every((m) => HEAD_KEYS[this.head as "itm"].some((p) => m.startsWith(p))))
       throw new UnsupportedCheckpointError(this.path, `this checkpoint has no ${HEAD_NAMES[this.head as "itm"]}`);
     this.store.checkMissing(`${this.constructor.name}`);
+    // Unexpected = not a parameter of BridgeTower at all (as transformers reports them); other heads' keys and
+    // parameters upstream holds but never reads (text pooler, extra vision blocks) are expected.
+    const known = parameterShapes(this.config, ["itm", "mlm", ...(contrastiveUnsupportedReason(this.config) ? [] : ["itc" as const])]);
     const otherHeads = Object.values(HEAD_KEYS).flat();
-    const unexpected = this.store
-      .unused()
-      .filter((n) => !KNOWN_UNUSED.some((r) => r.test(n)) && !otherHeads.some((p) => n.startsWith(p)))
-      .filter((n) => !/^bridgetower\.vision_model\.visual\.transformer\.resblocks\.\d+\./.test(n) || this.isExtraVisionBlock(n));
+    const unexpected = [...this.store.entries.keys()].filter(
+      (n) => !known.has(n) && !KNOWN_UNUSED.some((r) => r.test(n)) && !otherHeads.some((p) => n.startsWith(p)),
+    );
     if (unexpected.length > 0)
       (this.options.onWarning ?? console.warn)(
         `${this.path}: ${unexpected.length} checkpoint tensor(s) not used by ${this.constructor.name}: ${unexpected.slice(0, 10).join(", ")}${unexpected.length > 10 ? ", …" : ""}`,
       );
-  }
-
-  /** Vision blocks beyond the text depth exist in checkpoints but never run (as upstream): not unexpected. */
-  private isExtraVisionBlock(name: string): boolean {
-    const l = Number(/resblocks\.(\d+)\./.exec(name)![1]);
-    return l < this.config.textConfig.numHiddenLayers;
   }
 
   private session(part: Part, hidden: boolean, graph?: Graph): Promise<ort.InferenceSession> {

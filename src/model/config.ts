@@ -72,6 +72,9 @@ function field<T extends "number" | "boolean" | "string">(
   return v as never;
 }
 
+/** The config.json spelling of a field, for messages. */
+const snake = (k: string) => k.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
+
 function positiveInt(v: number, name: string, file: string): number {
   if (!Number.isInteger(v) || v < 1) throw new ConfigError(file, `${name} must be a positive integer, got ${v}`);
   return v;
@@ -94,7 +97,7 @@ export function parseTextConfig(obj: Json, file = "config.json"): BridgeTowerTex
     eosTokenId: field(obj, "eos_token_id", "number", 2, w),
   };
   for (const k of ["vocabSize", "hiddenSize", "numHiddenLayers", "numAttentionHeads", "intermediateSize", "maxPositionEmbeddings", "typeVocabSize"] as const)
-    positiveInt(c[k], `text_config.${k}`, file);
+    positiveInt(c[k], `text_config.${snake(k)}`, file);
   const pet = obj.position_embedding_type;
   if (pet !== undefined && pet !== null && pet !== "absolute")
     throw new ConfigError(file, `text_config.position_embedding_type "${pet}" is not supported (BridgeTower uses "absolute")`);
@@ -115,7 +118,7 @@ export function parseVisionConfig(obj: Json, file = "config.json"): BridgeTowerV
     removeLastLayer: field(obj, "remove_last_layer", "boolean", false, w),
   };
   for (const k of ["hiddenSize", "numHiddenLayers", "numChannels", "patchSize", "imageSize"] as const)
-    positiveInt(c[k], `vision_config.${k}`, file);
+    positiveInt(c[k], `vision_config.${snake(k)}`, file);
   if (c.hiddenSize % 64 !== 0)
     throw new ConfigError(file, `vision_config.hidden_size ${c.hiddenSize} must be a multiple of 64 (the vision tower uses hidden_size // 64 heads)`);
   return c;

@@ -10,7 +10,7 @@ import { fusion, type LastLayer } from "./fusion.js";
 import { extendedAttentionMask, layerNorm, linear, toBatchMajor, firstToken, type Seq } from "./nn.js";
 import { textEmbeddings, textLayer } from "./text.js";
 import { residualAttention, visionEmbeddings } from "./vision.js";
-import { Weights, type WeightStore } from "./weights.js";
+import { Weights, WeightStore } from "./weights.js";
 
 export type Head = "none" | "itm" | "mlm" | "itc";
 
@@ -170,4 +170,16 @@ function buildContrastive(g: Graph, root: Weights, c: BridgeTowerConfig, pooler:
   g.output(sim(t, i), "itc.logits_text_to_image", "float", ["batch", "batch"]);
   g.output(sim(t, x), "itc.logits_text_to_cross", "float", ["batch", "batch"]);
   g.output(sim(i, x), "itc.logits_image_to_cross", "float", ["batch", "batch"]);
+}
+
+/** Every parameter (name → shape) a checkpoint with these heads holds, including upstream's unused text pooler. */
+export function parameterShapes(config: BridgeTowerConfig, heads: Head[]): Map<string, number[]> {
+  const store = new WeightStore([]);
+  buildTextPart(store, config);
+  buildVisionPart(store, config);
+  for (const h of heads) buildFusionPart(store, config, h);
+  const H = config.textConfig.hiddenSize;
+  store.requested.set("bridgetower.text_model.pooler.dense.weight", [H, H]);
+  store.requested.set("bridgetower.text_model.pooler.dense.bias", [H]);
+  return store.requested;
 }

@@ -7,8 +7,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import { parseConfig, type BridgeTowerConfig } from "./config.js";
-import { buildFusionPart, buildTextPart, buildVisionPart, type Head } from "./parts.js";
-import { WeightStore } from "./weights.js";
+import { parameterShapes, type Head } from "./parts.js";
 
 /** config.json of BridgeTower/bridgetower-large-itm-mlm(-gaudi), as the spec gives it (section 3.3/3.4). */
 export const LARGE_ITM_MLM_CONFIG = {
@@ -42,18 +41,6 @@ export const LARGE_ITM_MLM_CONFIG = {
     image_size: 294, initializer_factor: 1, stop_gradient: false, share_layernorm: true, remove_last_layer: false,
   },
 };
-
-/** Every parameter (name → shape) a checkpoint with these heads holds, including upstream's unused text pooler. */
-export function parameterShapes(config: BridgeTowerConfig, heads: Head[]): Map<string, number[]> {
-  const store = new WeightStore([]);
-  buildTextPart(store, config);
-  buildVisionPart(store, config);
-  for (const h of heads) buildFusionPart(store, config, h);
-  const H = config.textConfig.hiddenSize;
-  store.requested.set("bridgetower.text_model.pooler.dense.weight", [H, H]);
-  store.requested.set("bridgetower.text_model.pooler.dense.bias", [H]);
-  return store.requested;
-}
 
 /** Deterministic small random values: N(0, 0.02)-like for matrices, ~1 for LayerNorm weights, small biases. */
 function randomValues(name: string, n: number, seed: number): Float32Array {
