@@ -5,7 +5,8 @@
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { BridgeTowerForImageAndTextRetrieval, BridgeTowerForMaskedLM, BridgeTowerProcessor, fillMask, rankImages, rankTexts } from "../src/index.js";
+// The built package, as a user runs it (`npm run bench` builds it first).
+import { BridgeTowerForImageAndTextRetrieval, BridgeTowerForMaskedLM, BridgeTowerProcessor, fillMask, rankImages, rankTexts } from "../dist/index.js";
 
 const [dir, task, dtype, repeatsArg, imagesDir] = process.argv.slice(2);
 const repeats = Number(repeatsArg);

@@ -17,7 +17,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const shared = process.env.BRIDGETOWER_SHARED ?? resolve(root, "../shared");
 const args = process.argv.slice(2);
 const json = args.includes("--json");
-const repeats = Number(args[args.indexOf("--repeats") + 1]) || 3;
+const repeats = Number(args[args.indexOf("--repeats") + 1]) || 5;
 const markdown = args.includes("--markdown") ? args[args.indexOf("--markdown") + 1] : undefined;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -47,11 +47,12 @@ async function torch(task: string): Promise<number | null> {
 await ensureLargeModel((m) => log(`bench: ${m}`));
 const dir = LARGE_DIR;
 const weightBytes = statSync(join(dir, "model.safetensors")).size;
+// Interleaved, so that a slow spell of this (noisy, shared) machine hits both sides alike.
 const itm = await child(dir, "itm", "fp32");
-const mlm = await child(dir, "mlm", "fp32");
-const int8 = await child(dir, "itm", "int8").catch((e) => (log(`bench: int8 failed: ${e.message}`), null));
 const torchItm = await torch("itm");
+const mlm = await child(dir, "mlm", "fp32");
 const torchMlm = await torch("mlm");
+const int8 = await child(dir, "itm", "int8").catch((e) => (log(`bench: int8 failed: ${e.message}`), null));
 const r = {
   load_s: itm.load_s,
   itm_pair_s: itm.itm_pair_s,
