@@ -153,6 +153,8 @@ export class BridgeTowerPreTrainedModel {
     for (const name of s.inputNames) {
       const t = feeds[name];
       if (!t) throw new InputError(name, "missing input");
+      if (t.data.length !== t.dims.reduce((a, b) => a * b, 1))
+        throw new InputError(name, `has ${t.data.length} values but shape [${t.dims.join(", ")}]`);
       ortFeeds[name] = new OrtTensorCtor(t.data instanceof BigInt64Array ? "int64" : "float32", t.data, t.dims);
     }
     return (await s.run(ortFeeds)) as unknown as Outputs;
@@ -170,6 +172,7 @@ export class BridgeTowerPreTrainedModel {
   /** Runs the vision tower on `[B, C, S, S]` pixel values. */
   async encodeImage(pixelValues: Tensor<Float32Array>, hiddenStates = false): Promise<Encoding> {
     const v = this.config.visionConfig;
+    if (!(pixelValues.data instanceof Float32Array)) throw new InputError("pixel_values", "must be a float32 tensor");
     const [, C, h, w] = pixelValues.dims;
     if (pixelValues.dims.length !== 4 || C !== v.numChannels)
       throw new InputError("pixel_values", `expected shape [batch, ${v.numChannels}, ${v.imageSize}, ${v.imageSize}], got [${pixelValues.dims.join(", ")}]`);
@@ -223,6 +226,8 @@ export class BridgeTowerPreTrainedModel {
 
   private checkText(ids: Tensor<BigInt64Array>, mask: Tensor<BigInt64Array>): void {
     const t = this.config.textConfig;
+    if (!(ids.data instanceof BigInt64Array)) throw new InputError("input_ids", "must be an integer (int64) tensor");
+    if (!(mask.data instanceof BigInt64Array)) throw new InputError("attention_mask", "must be an integer (int64) tensor");
     if (ids.dims.length !== 2) throw new InputError("input_ids", `expected shape [batch, length], got [${ids.dims.join(", ")}]`);
     if (mask.dims.length !== 2 || mask.dims[0] !== ids.dims[0] || mask.dims[1] !== ids.dims[1])
       throw new InputError("attention_mask", `shape [${mask.dims.join(", ")}] differs from input_ids [${ids.dims.join(", ")}]`);
