@@ -33,7 +33,7 @@ export function residualAttention(w: Weights, c: BridgeTowerVisionConfig, x: Seq
   const attn = w.at("attn");
   const qkv = linear(attn, layerNorm(w.at("ln_1"), x.rows, H, eps), H, 3 * H, "in_proj_bias", "in_proj_weight");
   const [q, k, v] = g.opN("Split", [qkv, g.ints([H, H, H])], 3, { axis: 1 });
-  const ctx = attention(g, q, k, v, x, x, H / 64, undefined, true);
+  const ctx = attention(g, q, k, v, x, x, H / 64);
   const r = g.op("Add", [x.rows, linear(attn.at("out_proj"), ctx, H, H)]);
   const mlp = w.at("mlp");
   const hidden = activation(g, "quick_gelu", linear(mlp.at("c_fc"), layerNorm(w.at("ln_2"), r, H, eps), H, 4 * H));
