@@ -125,3 +125,32 @@ describe("configurations that crash upstream are refused at load", () => {
     });
   }
 });
+
+describe("fusion of a batch-1 encoding with a batch of the other side", () => {
+  // One image against several texts shares the first cross-modal layer's image-only work; the result must be
+  // what the explicit pairs give.
+  for (const name of ["tiny-default", "tiny-share-link-1cross", "small-realistic"]) {
+    for (const cls of [BridgeTowerForImageAndTextRetrieval, BridgeTowerForContrastiveLearning, BridgeTowerForMaskedLM, BridgeTowerModel]) {
+      it(`${name} ${cls.name}`, async () => {
+        const inputs = await readAll(fixture(name, "inputs.safetensors"));
+        const ids = inputs.get("input_ids") as Tensor<BigInt64Array>;
+        const mask = inputs.get("attention_mask") as Tensor<BigInt64Array>;
+        const pixels = inputs.get("pixel_values") as Tensor<Float32Array>;
+        const B = ids.dims[0];
+        const per = pixels.data.length / B;
+        const first = { data: pixels.data.slice(0, per), dims: [1, ...pixels.dims.slice(1)] };
+        const repeated = { data: new Float32Array(per * B), dims: pixels.dims };
+        for (let b = 0; b < B; b++) repeated.data.set(first.data, b * per);
+        const m = await cls.fromPretrained(fixture(name), { onWarning: () => {} });
+        try {
+          const shared = await m.fuse(await m.encodeText(ids, mask), await m.encodeImage(first));
+          const pairs = await m.run({ inputIds: ids, attentionMask: mask, pixelValues: repeated });
+          for (const [k, v] of Object.entries(shared)) assertClose(`${k} (shared image)`, v, pairs[k]);
+          assert.ok(Object.keys(shared).length > 0);
+        } finally {
+          await m.dispose();
+        }
+      });
+    }
+  }
+});

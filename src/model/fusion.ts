@@ -9,6 +9,7 @@ import type { Weights } from "./weights.js";
 export function crossLayer(w: Weights, c: BridgeTowerConfig, x: Seq, enc: Seq, selfMask?: Value, crossMask?: Value): Value {
   const t = c.textConfig;
   const a = bertAttention(w.at("attention"), t, x, x, selfMask);
+  // From the cross-attention on, the stream has the batch of `enc` (they differ only for a shared batch-1 `x`).
   const ca = bertAttention(w.at("crossattention"), t, withRows(x, a), enc, crossMask);
   return bertFeedForward(w, t, ca);
 }
@@ -55,6 +56,8 @@ export type LastLayer = "full" | "first" | "none";
 /**
  * The bridge of `BridgeTowerModel.forward` from the first cross-modal layer on. `textIn[k]` / `imageIn[k]` are
  * the uni-modal outputs feeding cross layer k, already through `cross_modal_*_transform` + token type.
+ * `imageIn[0]` may keep the image encoding's own batch (1 when one image is scored against many texts): the
+ * first layer's image self-attention and the text stream's keys/values over the image then run once, not per pair.
  */
 export function fusion(
   w: Weights, c: BridgeTowerConfig, textIn: Seq[], imageIn: Seq[], textMask: Value, last: { text: LastLayer; image: LastLayer },
@@ -78,6 +81,7 @@ export function fusion(
     // The image self-mask and the text cross-mask over image tokens are all zeros upstream: omitted.
     crossText.push(crossLayerRows(w.at("cross_modal_text_layers", k), c, t, i, mode(last.text), textMask, undefined));
     crossImage.push(crossLayerRows(w.at("cross_modal_image_layers", k), c, i, t, mode(last.image), undefined, textMask));
+    i = { ...i, batch: t.batch }; // after layer 0 both streams are per pair
   }
   if (last.text === "none" || last.image === "none") return { crossText, crossImage };
   // The poolers read the first token: rows of the last layer, or the whole last layer when it is full.

@@ -7,7 +7,7 @@ import { Graph, type Value } from "../onnx/graph.js";
 import { numImageTokens, splitIndex, type BridgeTowerConfig } from "./config.js";
 import { contrastiveHead, itmHead, mlmHead } from "./heads.js";
 import { fusion, type LastLayer } from "./fusion.js";
-import { extendedAttentionMask, layerNorm, linear, toBatchMajor, firstToken, type Seq } from "./nn.js";
+import { broadcastRows, extendedAttentionMask, firstToken, layerNorm, linear, toBatchMajor, type Seq } from "./nn.js";
 import { textEmbeddings, textLayer } from "./text.js";
 import { residualAttention, visionEmbeddings } from "./vision.js";
 import { Weights, WeightStore } from "./weights.js";
@@ -99,9 +99,10 @@ export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: 
   const imageIn: Seq[] = [];
   for (let k = 0; k < c.numHiddenLayers; k++) {
     const t = expand(g.input(textBridge(k), "float", ["text_batch", "text_len", H]), imageBatch, 3);
-    const i = expand(k === 0 ? image0 : g.input(imageBridge(k), "float", ["image_batch", N, H]), textBatch, 3);
     textIn.push({ ...tSeq, rows: g.op("Reshape", [t, g.ints([-1, H])]) });
-    imageIn.push({ ...iSeq, rows: g.op("Reshape", [i, g.ints([-1, H])]) });
+    // The first image input keeps its own batch (see fusion); the others are per pair.
+    const i = k === 0 ? image0 : expand(g.input(imageBridge(k), "float", ["image_batch", N, H]), textBatch, 3);
+    imageIn.push({ ...iSeq, batch: k === 0 ? imageBatch : iSeq.batch, rows: g.op("Reshape", [i, g.ints([-1, H])]) });
   }
   const root = new Weights(g, store);
   const w = root.at("bridgetower");
@@ -126,7 +127,10 @@ export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: 
     const logits = mlmHead(root.at("mlm_score"), root, c, out.crossText[X - 1]);
     g.output(toBatchMajor(g, { ...tSeq, hidden: V }, logits), "mlm.logits", "float", ["batch", "text_len", V]);
   }
-  if (head === "itc") buildContrastive(g, root, c, out.poolerOutput!, imageIn[X - 1], imageBatch);
+  if (head === "itc") {
+    const lastImage = imageIn[X - 1];
+    buildContrastive(g, root, c, out.poolerOutput!, { ...tSeq, len: lastImage.len, rows: broadcastRows(g, lastImage, tSeq) }, imageBatch);
+  }
   return g;
 }
 

@@ -4,7 +4,7 @@
  */
 import type { Value } from "../onnx/graph.js";
 import type { BridgeTowerTextConfig } from "./config.js";
-import { activation, attention, layerNorm, linear, type Seq } from "./nn.js";
+import { activation, attention, broadcastRows, layerNorm, linear, type Seq } from "./nn.js";
 import type { Weights } from "./weights.js";
 
 /** `BridgeTowerTextEmbeddings`: word + token type 0 + RoBERTa positions (pad-aware), then LayerNorm. */
@@ -22,7 +22,10 @@ export function textEmbeddings(w: Weights, c: BridgeTowerTextConfig, inputIds: V
   return layerNorm(w.at("LayerNorm"), e, H, c.layerNormEps);
 }
 
-/** `BridgeTowerSelfAttention` + `BridgeTowerSelfOutput` = `BridgeTowerAttention`: LN(dense(attn(x, enc)) + x). */
+/**
+ * `BridgeTowerSelfAttention` + `BridgeTowerSelfOutput` = `BridgeTowerAttention`: LN(dense(attn(x, enc)) + x).
+ * The result has the batch of `enc` when `x` is a shared batch-1 stream (see broadcastRows).
+ */
 export function bertAttention(w: Weights, c: BridgeTowerTextConfig, x: Seq, enc: Seq, mask?: Value): Value {
   const H = c.hiddenSize;
   const self = w.at("self");
@@ -31,7 +34,8 @@ export function bertAttention(w: Weights, c: BridgeTowerTextConfig, x: Seq, enc:
   const v = linear(self.at("value"), enc.rows, H, H);
   const ctx = attention(w.g, q, k, v, x, enc, c.numAttentionHeads, mask);
   const out = w.at("output");
-  return layerNorm(out.at("LayerNorm"), w.g.op("Add", [linear(out.at("dense"), ctx, H, H), x.rows]), H, c.layerNormEps);
+  const residual = broadcastRows(w.g, x, enc);
+  return layerNorm(out.at("LayerNorm"), w.g.op("Add", [linear(out.at("dense"), ctx, H, H), residual]), H, c.layerNormEps);
 }
 
 /** `BridgeTowerIntermediate` + `BridgeTowerOutput`: LN(dense(act(dense(x))) + x). */
