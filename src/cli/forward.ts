@@ -1,6 +1,5 @@
 import { InputError } from "../errors.js";
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
-import { bytesToBigInt64, bytesToFloat32 } from "../io/tensors.js";
+import { readAllTensors, writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import {
   BridgeTowerForContrastiveLearning, BridgeTowerForImageAndTextRetrieval, BridgeTowerForMaskedLM, BridgeTowerModel,
 } from "../model/bridgetower.js";
@@ -36,7 +35,7 @@ export async function forward(argv: string[]): Promise<void> {
   const outPath = required(o.out, "--out");
   const task = (o.task ?? "base") as keyof typeof CLASSES;
   if (!(task in CLASSES)) throw new InputError("--task", `unknown task "${task}" (base, itm, mlm, itc)`);
-  const inputs = await readInputs(inputsPath);
+  const inputs: Map<string, Tensor> = await readAllTensors(inputsPath);
   const m = await CLASSES[task].fromPretrained(model, { threads: positiveInt(o.threads, "--threads"), onWarning: (w) => console.error(`bridgetower: warning: ${w}`) });
   try {
     const out = await m.run(
@@ -63,20 +62,4 @@ function need(m: Map<string, Tensor>, name: string, file: string): Tensor {
   const t = m.get(name);
   if (!t) throw new InputError(file, `has no tensor named "${name}"`);
   return t;
-}
-
-/** Reads the input tensors: integer ones as int64, float ones as float32. */
-async function readInputs(path: string): Promise<Map<string, Tensor>> {
-  const f = await SafetensorsFile.open(path);
-  try {
-    const out = new Map<string, Tensor>();
-    for (const [name, e] of f.entries) {
-      const bytes = await f.readBytes(name);
-      const isFloat = e.dtype === "F32" || e.dtype === "F16" || e.dtype === "BF16" || e.dtype === "F64";
-      out.set(name, { data: isFloat ? bytesToFloat32(bytes, e.dtype) : bytesToBigInt64(bytes, e.dtype), dims: e.shape });
-    }
-    return out;
-  } finally {
-    await f.close();
-  }
 }

@@ -1,7 +1,7 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { writeAll, writeAtomically } from "./atomic.js";
 import { CheckpointFormatError } from "../errors.js";
-import { DTYPE_BYTES, isDType, numel, type DType, type TensorEntry, type TensorSource } from "./tensors.js";
+import { bytesToBigInt64, bytesToFloat32, DTYPE_BYTES, isDType, numel, type DType, type TensorEntry, type TensorSource } from "./tensors.js";
 
 /** Headers larger than this are refused before allocating (real ones are well under 1 MB). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -51,6 +51,25 @@ export class SafetensorsFile implements TensorSource {
 
   async close(): Promise<void> {
     await this.fh.close();
+  }
+}
+
+/**
+ * Every tensor of a (small) safetensors file: floating-point ones as float32, integer ones as int64
+ * (the forms the models take). For inputs and outputs, not for checkpoints.
+ */
+export async function readAllTensors(path: string): Promise<Map<string, { data: Float32Array | BigInt64Array; dims: number[] }>> {
+  const f = await SafetensorsFile.open(path);
+  try {
+    const out = new Map<string, { data: Float32Array | BigInt64Array; dims: number[] }>();
+    for (const [name, e] of f.entries) {
+      const bytes = await f.readBytes(name);
+      const isFloat = e.dtype === "F32" || e.dtype === "F16" || e.dtype === "BF16" || e.dtype === "F64";
+      out.set(name, { data: isFloat ? bytesToFloat32(bytes, e.dtype) : bytesToBigInt64(bytes, e.dtype), dims: e.shape });
+    }
+    return out;
+  } finally {
+    await f.close();
   }
 }
 

@@ -1,8 +1,7 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SafetensorsFile } from "../../src/io/safetensors.js";
-import { bytesToBigInt64, bytesToFloat32 } from "../../src/io/tensors.js";
+import { readAllTensors } from "../../src/io/safetensors.js";
 import type { Tensor } from "../../src/model/tensor.js";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -13,18 +12,7 @@ export const hasFixtures = existsSync(fixturesDir);
 
 /** Every tensor of a safetensors file, floats as Float32Array and integers as BigInt64Array. */
 export async function readAll(path: string): Promise<Map<string, Tensor>> {
-  const f = await SafetensorsFile.open(path);
-  const out = new Map<string, Tensor>();
-  try {
-    for (const [name, e] of f.entries) {
-      const bytes = await f.readBytes(name);
-      const isFloat = e.dtype.startsWith("F") || e.dtype === "BF16";
-      out.set(name, { data: isFloat ? bytesToFloat32(bytes, e.dtype) : bytesToBigInt64(bytes, e.dtype), dims: e.shape });
-    }
-  } finally {
-    await f.close();
-  }
-  return out;
+  return readAllTensors(path);
 }
 
 /** Largest absolute difference, with the index where it occurs. */
