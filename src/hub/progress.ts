@@ -24,7 +24,7 @@ export function endProgressLine(): void {
  * The default progress report for files over 10 MB: a line rewritten with \r at most once a second on a
  * terminal; otherwise (logs, CI) a start line, a line every 10 s, and an end line.
  */
-export function stderrProgress(label: string): (p: HubProgress) => void {
+export function stderrProgress(label: string, verbs = { doing: "downloading", done: "downloaded" }): (p: HubProgress) => void {
   const tty = process.stderr.isTTY === true;
   const every = tty ? 1000 : 10_000;
   let last = -Infinity;
@@ -37,12 +37,12 @@ export function stderrProgress(label: string): (p: HubProgress) => void {
     const text = `${label}: ${mb(p.downloaded)} / ${mb(p.total)} (${pct}%)`;
     if (done) {
       finished = true;
-      process.stderr.write(tty ? `\r${text}\x1b[K\n` : `${label}: downloaded ${mb(p.total)}\n`);
+      process.stderr.write(tty ? `\r${text}\x1b[K\n` : `${label}: ${verbs.done} ${mb(p.total)}\n`);
       lineOpen = false;
     } else if (now - last >= every) {
       const first = last === -Infinity;
       last = now;
-      process.stderr.write(tty ? `\r${text}\x1b[K` : first ? `${label}: downloading ${mb(p.total)}\n` : `${text}\n`);
+      process.stderr.write(tty ? `\r${text}\x1b[K` : first ? `${label}: ${verbs.doing} ${mb(p.total)}\n` : `${text}\n`);
       lineOpen = tty;
     }
   };

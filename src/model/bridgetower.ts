@@ -7,6 +7,7 @@ import type ort from "onnxruntime-node";
 import { InputError, UnsupportedCheckpointError } from "../errors.js";
 import { dirname } from "node:path";
 import { hubFile, isLocalFolder, resolveModel, type HubOptions } from "../hub/index.js";
+import { stderrProgress } from "../hub/progress.js";
 import { openCheckpoint } from "../io/checkpoint.js";
 import type { Graph } from "../onnx/graph.js";
 import { createSession, OrtTensorCtor, type RuntimeOptions } from "../runtime/session.js";
@@ -100,7 +101,11 @@ export class BridgeTowerPreTrainedModel {
       const parts: Part[] = head === "itc" ? ["text", "vision", "fusion", "itc_text", "itc_image"] : ["text", "vision", "fusion"];
       const graphs = parts.map((p) => model.build(p, false));
       model.checkWeights();
-      if (store.int8) await store.writeInt8((done, total) => options.onProgress?.({ file: "weights-int8.bin", downloaded: done, total }));
+      if (store.int8) {
+        // Written on first use only (about 17 s at the large size): report progress like a download.
+        const report = options.onProgress ?? stderrProgress(`${dir}: int8 weights`, { doing: "writing", done: "wrote" });
+        await store.writeInt8((done, total) => report({ file: "weights-int8.bin", downloaded: done, total }));
+      }
       // Sessions are created once, up front, so the first call is not slowed by them.
       for (const [i, p] of parts.entries()) model.session(p, false, graphs[i]);
       await Promise.all(model.sessions.values());

@@ -78,7 +78,6 @@ export class Int8WeightFile {
     await mkdir(this.dir, { recursive: true });
     await writeAtomically(path, async (fh) => {
       const scales = new Map<string, Float32Array>();
-      let done = 0;
       for (const e of this.plan) {
         let bytes: Uint8Array;
         if (e.kind === "f32") bytes = u8(await read(e.name));
@@ -90,7 +89,7 @@ export class Int8WeightFile {
           bytes = u8(q);
         }
         await writeAll(fh, bytes, e.offset);
-        onProgress?.((done += e.length), this.size);
+        onProgress?.(e.offset + e.length, this.size);
       }
       await fh.truncate(this.size);
     });
