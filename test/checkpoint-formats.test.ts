@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { BridgeTowerForContrastiveLearning, BridgeTowerForImageAndTextRetrieval } from "../src/model/bridgetower.js";
+import { BridgeTowerForContrastiveLearning, BridgeTowerForImageAndTextRetrieval, BridgeTowerModel } from "../src/model/bridgetower.js";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../src/io/safetensors.js";
 import { bytesToFloat32 } from "../src/io/tensors.js";
 import type { Tensor } from "../src/model/tensor.js";
@@ -36,6 +36,26 @@ describe("checkpoint formats", () => {
     symlinkSync(fixture("tiny-itc", "pytorch_model.bin"), join(dir, "pytorch_model.bin")); // like a Hub cache snapshot
     const [a, b] = [await runItc(dir), await runItc(fixture("tiny-itc"))];
     for (const k of Object.keys(b)) assert.deepEqual(a[k].data, b[k].data, k);
+  });
+
+  it("a bare BridgeTowerModel checkpoint (no `bridgetower.` prefix) loads like from_pretrained", async () => {
+    const src = await SafetensorsFile.open(fixture("tiny-default", "model.safetensors"));
+    const bare: [string, TensorToWrite][] = [];
+    for (const [name, e] of src.entries)
+      if (name.startsWith("bridgetower.")) bare.push([name.slice("bridgetower.".length), { dtype: e.dtype, shape: e.shape, data: await src.readBytes(name) }]);
+    await src.close();
+    const dir = join(tmp, "bare");
+    await import("node:fs/promises").then((f) => f.mkdir(dir, { recursive: true }));
+    copyFileSync(fixture("tiny-default", "config.json"), join(dir, "config.json"));
+    await writeSafetensors(join(dir, "model.safetensors"), bare);
+    const inputs = await readAll(fixture("tiny-default", "inputs.safetensors"));
+    const expected = await readAll(fixture("tiny-default", "expected.safetensors"));
+    const m = await BridgeTowerModel.fromPretrained(dir, { onWarning: (w) => assert.fail(`unexpected warning: ${w}`) });
+    const out = await m.run({ inputIds: inputs.get("input_ids") as Tensor<BigInt64Array>, attentionMask: inputs.get("attention_mask") as Tensor<BigInt64Array>, pixelValues: inputs.get("pixel_values") as Tensor<Float32Array> });
+    await m.dispose();
+    assert.ok(maxAbsDiff(out.pooler_output.data as Float32Array, expected.get("pooler_output")!.data as Float32Array).diff < 1e-5);
+    // The heads are not in a bare checkpoint: loading a head class says which head is missing.
+    await assert.rejects(BridgeTowerForImageAndTextRetrieval.fromPretrained(dir), /no image-text matching \(ITM\) head/);
   });
 
   for (const dtype of ["F16", "BF16"] as const) {
