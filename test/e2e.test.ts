@@ -128,4 +128,20 @@ describe("e2e-fullvocab through the CLI", () => {
     await hub.close();
     await jobs("BridgeTower/e2e-fullvocab", { ...env, HF_HUB_OFFLINE: "1" });
   });
+
+  it("two commands started together on an empty cache download the weights once and both succeed", async () => {
+    const server = await startHubServer();
+    const fresh = mkdtempSync(join(tmpdir(), "bt-e2e-cache2-"));
+    try {
+      const env = { HF_ENDPOINT: server.url, HF_HUB_CACHE: fresh, HF_HUB_OFFLINE: "0" };
+      const texts = expected.itm.texts as string[];
+      const both = await Promise.all([0, 1].map(() => cli(["itm", image(expected.itm.image), ...texts, "--model", "BridgeTower/e2e-fullvocab", "--json"], env)));
+      for (const r of both) checkItm(r as never);
+      const sha = server.file("BridgeTower/e2e-fullvocab", "model.safetensors").etag;
+      assert.equal(server.requests.filter((r) => r.method === "GET" && r.path.includes(sha)).length, 1);
+    } finally {
+      await server.close();
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
 });

@@ -4,7 +4,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, rename, stat, truncate, unlink } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, truncate, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { HubError } from "../errors.js";
 import { NetworkError, discard, readBody, send, statusError, type Target } from "./http.js";
@@ -66,10 +66,60 @@ export function downloadBlob(s: Settings, job: BlobJob): Promise<void> {
   return p;
 }
 
+/**
+ * Another process may be downloading the same blob into the same cache (two commands started together):
+ * `{blob}.lock` holds the downloader's pid; others wait for it, then use the finished blob. A lock left by a
+ * process that died is taken over.
+ */
+async function withBlobLock(job: BlobJob, fn: () => Promise<void>): Promise<void> {
+  const lock = `${job.blob}.lock`;
+  let told = false;
+  for (;;) {
+    try {
+      const fh = await open(lock, "wx");
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    const text = await readFile(lock, "utf8").catch(() => "");
+    const pid = Number(text);
+    // An empty lock is one being written right now, unless it is old (its writer died at once).
+    const fresh = text === "" && Date.now() - ((await stat(lock).catch(() => undefined))?.mtimeMs ?? 0) < 10_000;
+    if (!fresh && !alive(pid)) {
+      await unlink(lock).catch(() => {}); // stale: its owner is gone
+      continue;
+    }
+    if (!told) warn(`waiting for another process (pid ${pid}) that is downloading "${job.target.file}" of ${job.target.repoId}`);
+    told = true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  try {
+    if ((await sizeOf(job.blob)) === undefined) await fn(); // unless the other process finished it
+  } finally {
+    await unlink(lock).catch(() => {});
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 async function run(s: Settings, job: BlobJob): Promise<void> {
+  await mkdir(dirname(job.blob), { recursive: true });
+  await withBlobLock(job, () => fetchBlob(s, job));
+}
+
+async function fetchBlob(s: Settings, job: BlobJob): Promise<void> {
   const { target, expectedSize } = job;
   const incomplete = `${job.blob}.incomplete`;
-  await mkdir(dirname(job.blob), { recursive: true });
   const report = s.onProgress ?? stderrProgress(`${target.repoId}/${target.file}`);
   const wantSha = SHA256.test(job.etag);
   let hash: Hash | undefined;
