@@ -2,8 +2,6 @@
  * `BridgeTowerProcessor`: the RoBERTa tokenizer and the image processor behind one call, returning tensors
  * the models take. Defaults follow transformers' processor (center crop on, no padding or truncation).
  */
-import { access } from "node:fs/promises";
-import { join } from "node:path";
 import { InputError, TokenizerError } from "./errors.js";
 import { hubFile, isLocalFolder, type HubOptions } from "./hub/index.js";
 import { BridgeTowerImageProcessor, loadImage, type ImageInput, type LoadImageOptions } from "./image/index.js";
@@ -37,10 +35,6 @@ export class BridgeTowerProcessor {
       for (const f of PROCESSOR_FILES) found = (await hubFile(idOrDir, f, { ...options, optional: true })) ?? found;
       if (!found) throw new TokenizerError(idOrDir, "the repository has no preprocessor or tokenizer files");
       dir = found.slice(0, found.lastIndexOf("/"));
-    } else {
-      await access(join(dir)).catch(() => {
-        throw new InputError(dir, "model folder not found");
-      });
     }
     const [imageProcessor, tokenizer] = await Promise.all([BridgeTowerImageProcessor.fromFolder(dir), RobertaTokenizer.fromFolder(dir)]);
     return new BridgeTowerProcessor(imageProcessor, tokenizer);

@@ -1,22 +1,11 @@
-import { access, readFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { CheckpointFormatError } from "../errors.js";
 import { SafetensorsFile } from "./safetensors.js";
 import type { TensorSource } from "./tensors.js";
 import { TorchBinFile } from "./torchbin.js";
 
-/** Weight files a model folder may hold, in the order `from_pretrained` prefers them. */
-export const WEIGHT_FILES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"] as const;
-
-const exists = (p: string) => access(p).then(() => true, () => false);
-
-/** The weight file of a model folder: safetensors first, then a sharded index, then pytorch_model.bin. */
-export async function findWeights(dir: string): Promise<string> {
-  for (const f of WEIGHT_FILES) if (await exists(join(dir, f))) return join(dir, f);
-  throw new CheckpointFormatError(dir, `no weights found: expected one of ${WEIGHT_FILES.join(", ")}`);
-}
-
-/** Opens a checkpoint file (or a sharded safetensors index) as tensor sources. */
+/** Opens a checkpoint file (or a sharded safetensors index) as tensor sources; the hub resolver picks which file. */
 export async function openCheckpoint(path: string): Promise<TensorSource[]> {
   if (path.endsWith(".index.json")) {
     let index: { weight_map?: Record<string, string> };

@@ -16,7 +16,7 @@ import { crossEntropy } from "./loss.js";
 import { defaultCacheRoot } from "./quantize.js";
 import {
   buildContrastiveImageHead, buildContrastiveTextHead, buildFusionPart, buildTextPart, buildVisionPart, imageBridge,
-  parameterShapes, textBridge, TEXT_CLS, type Head,
+  parameterShapes, type Head,
 } from "./parts.js";
 import type { Tensor } from "./tensor.js";
 import { WeightStore } from "./weights.js";
@@ -194,8 +194,7 @@ export class BridgeTowerPreTrainedModel {
     const bt = text.attention_mask.dims[0];
     const bi = image[imageBridge(0)].dims[0];
     if (bt !== bi && bt !== 1 && bi !== 1) throw new InputError("", `text batch (${bt}) and image batch (${bi}) differ and neither is 1`);
-    const out = await this.runPart("fusion", hiddenStates, { ...text, ...image });
-    return out;
+    return this.runPart("fusion", hiddenStates, { ...text, ...image });
   }
 
   /**
@@ -303,5 +302,3 @@ export class BridgeTowerForContrastiveLearning extends BridgeTowerPreTrainedMode
     return (await this.store.readFloat32("logit_scale"))[0];
   }
 }
-
-export { TEXT_CLS, textBridge };

@@ -189,7 +189,7 @@ function validate(c: BridgeTowerConfig, file: string): void {
     throw new ConfigError(file, `text_config.hidden_size ${t.hiddenSize} is not a multiple of text_config.num_attention_heads ${t.numAttentionHeads}`);
   if (c.hiddenSize !== t.hiddenSize)
     throw new ConfigError(file, `hidden_size ${c.hiddenSize} differs from text_config.hidden_size ${t.hiddenSize}: the cross-modal layers are built from text_config and would receive inputs of the wrong width`);
-  if (v.imageSize % v.patchSize !== 0 && Math.floor(v.imageSize / v.patchSize) < 1)
+  if (v.imageSize < v.patchSize)
     throw new ConfigError(file, `vision_config.image_size ${v.imageSize} is smaller than patch_size ${v.patchSize}`);
 }
 

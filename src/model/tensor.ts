@@ -11,11 +11,6 @@ export function int64Tensor(rows: readonly (readonly number[])[]): Tensor<BigInt
   return { data, dims: [rows.length, T] };
 }
 
-export function toNumberRows(t: Tensor): number[][] {
-  const [B, T] = t.dims;
-  return Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, i) => Number(t.data[b * T + i])));
-}
-
 /** Rows `[b0, b1)` along the first axis, as a view. */
 export function sliceBatch<T extends Float32Array | BigInt64Array>(t: Tensor<T>, b0: number, b1: number): Tensor<T> {
   const per = t.dims.slice(1).reduce((a, b) => a * b, 1);

@@ -15,7 +15,7 @@ const IGNORED = [/(^|\.)position_ids$/, /(^|\.)token_type_ids$/];
 /**
  * All tensors of a checkpoint under canonical names (backbone under `bridgetower.`, heads without prefix,
  * as in head checkpoints; a bare `BridgeTowerModel` checkpoint gets the prefix added, like `from_pretrained`).
- * Tracks which tensors the graph used, to report missing and unexpected keys.
+ * Records what the graphs asked for, to report missing keys (and to generate checkpoints).
  */
 export class WeightStore {
   readonly entries = new Map<string, TensorEntry & { source: TensorSource }>();
@@ -23,7 +23,6 @@ export class WeightStore {
   private checkpointDir: string;
   /** In int8 mode, every parameter comes from this rewritten file instead of the checkpoint. */
   int8?: Int8WeightFile;
-  private used = new Set<string>();
   private casts = new WeakMap<Graph, Map<string, Value>>();
   readonly missing: string[] = [];
   /** Shapes the graphs asked for, by parameter name (also for missing ones: used to generate checkpoints). */
@@ -76,10 +75,6 @@ export class WeightStore {
     return store;
   }
 
-  has(name: string): boolean {
-    return this.entries.has(name);
-  }
-
   /** Registers tensor `name` in graph `g` as an initializer (float32 in the graph) and returns its value. */
   use(g: Graph, name: string, shape: number[], register = true): Value {
     const e = this.entries.get(name);
@@ -93,7 +88,6 @@ export class WeightStore {
         e.file,
         `parameter ${name} has shape [${e.shape.join(", ")}] but the config implies [${shape.join(", ")}]`,
       );
-    this.used.add(name);
     if (!register) return name;
     if (this.int8) return g.external(name, "float", shape, this.int8.f32(name, shape));
     const elem = ELEM_OF_DTYPE[e.dtype];
@@ -123,7 +117,6 @@ export class WeightStore {
   async readFloat32(name: string): Promise<Float32Array> {
     const e = this.entries.get(name);
     if (!e) throw new UnsupportedCheckpointError(this.sources[0]?.path ?? "", `the checkpoint has no ${name}`);
-    this.used.add(name);
     return bytesToFloat32(await e.source.readBytes(e.name), e.dtype);
   }
 
@@ -132,11 +125,6 @@ export class WeightStore {
     if (this.missing.length === 0) return;
     const list = this.missing.slice(0, 20).join(", ") + (this.missing.length > 20 ? `, … (${this.missing.length} in all)` : "");
     throw new UnsupportedCheckpointError(this.sources[0]?.path ?? "", `missing ${this.missing.length} parameter(s) needed by ${what}: ${list}`);
-  }
-
-  /** Checkpoint tensors that no built graph used. */
-  unused(): string[] {
-    return [...this.entries.keys()].filter((n) => !this.used.has(n));
   }
 
   async close(): Promise<void> {
@@ -169,7 +157,4 @@ export class Weights {
     return this.store.useInt8(this.g, this.name(leaf), outF, inF);
   }
 
-  has(leaf: string): boolean {
-    return this.store.has(this.name(leaf));
-  }
 }

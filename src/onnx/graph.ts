@@ -61,10 +61,6 @@ export class Graph {
     return n;
   }
 
-  has(name: string): boolean {
-    return this.names.has(name);
-  }
-
   input(name: string, elem: ElemType, dims: (number | string)[]): Value {
     this.names.add(name);
     this.inputs.push(valueInfo(name, elem, dims));

@@ -7,7 +7,6 @@ export interface RuntimeOptions {
   threads?: number;
 }
 
-export type OrtTensor = ort.Tensor;
 export const OrtTensorCtor = ort.Tensor;
 
 /**
