@@ -3,8 +3,23 @@ import { InputError } from "../errors.js";
 import { BridgeTowerForContrastiveLearning, BridgeTowerForImageAndTextRetrieval, BridgeTowerForMaskedLM } from "../model/bridgetower.js";
 import { BridgeTowerProcessor } from "../processor.js";
 import { embed, fillMask, rankTexts } from "../tasks/index.js";
-import { parse, type CommandSpec } from "./args.js";
+import { parse, type CommandSpec, type ParsedValues } from "./args.js";
 import { fmt, list, MODEL_OPTIONS, modelFolder, positiveInt, status } from "./common.js";
+
+/** Resolves --model once, loads the processor and the model side by side, runs `job`, then frees the model. */
+async function withModel<M extends { dispose(): Promise<void> }>(
+  o: ParsedValues,
+  load: (dir: string, options: Awaited<ReturnType<typeof modelFolder>>) => Promise<M>,
+  job: (model: M, processor: BridgeTowerProcessor) => Promise<void>,
+): Promise<void> {
+  const m = await modelFolder(o);
+  const [processor, model] = await Promise.all([BridgeTowerProcessor.fromPretrained(m.dir), load(m.dir, m)]);
+  try {
+    await job(model, processor);
+  } finally {
+    await model.dispose();
+  }
+}
 
 export const itmSpec: CommandSpec = {
   name: "itm",
@@ -18,12 +33,7 @@ export async function itm(argv: string[]): Promise<void> {
   const { values: o, positionals } = parse(itmSpec, argv);
   const [image, ...texts] = positionals;
   if (!image || texts.length === 0) throw new InputError("itm", "needs an IMAGE and at least one TEXT (see --help)");
-  const m = await modelFolder(o);
-  const [processor, model] = await Promise.all([
-    BridgeTowerProcessor.fromPretrained(m.dir),
-    BridgeTowerForImageAndTextRetrieval.fromPretrained(m.dir, m),
-  ]);
-  try {
+  await withModel(o, (dir, m) => BridgeTowerForImageAndTextRetrieval.fromPretrained(dir, m), async (model, processor) => {
     status(`bridgetower: scoring ${texts.length} text(s)`);
     const ranked = await rankTexts(model, processor, image, texts);
     if (o.json) console.log(JSON.stringify(ranked.map((r) => ({ text: r.text, score: r.score, logits: r.logits }))));
@@ -31,9 +41,7 @@ export async function itm(argv: string[]): Promise<void> {
       console.log(`${"rank".padEnd(5)} ${"score".padEnd(7)} text`);
       ranked.forEach((r, i) => console.log(`${String(i + 1).padEnd(5)} ${fmt(r.score)}  ${r.text}`));
     }
-  } finally {
-    await model.dispose();
-  }
+  });
 }
 
 export const fillMaskSpec: CommandSpec = {
@@ -49,9 +57,7 @@ export async function fillMaskCommand(argv: string[]): Promise<void> {
   if (positionals.length !== 2) throw new InputError("fill-mask", "needs an IMAGE and one TEXT containing <mask> (see --help)");
   const [image, text] = positionals;
   const topK = positiveInt(o["top-k"], "--top-k") ?? 5;
-  const m = await modelFolder(o);
-  const [processor, model] = await Promise.all([BridgeTowerProcessor.fromPretrained(m.dir), BridgeTowerForMaskedLM.fromPretrained(m.dir, m)]);
-  try {
+  await withModel(o, (dir, m) => BridgeTowerForMaskedLM.fromPretrained(dir, m), async (model, processor) => {
     const r = await fillMask(model, processor, image, text, topK);
     if (o.json)
       console.log(JSON.stringify({ sequence: r.sequence, masks: r.masks.map((c) => c.map((x) => ({ token: x.token, token_id: x.tokenId, score: x.score }))) }));
@@ -62,9 +68,7 @@ export async function fillMaskCommand(argv: string[]): Promise<void> {
         for (const c of cands) console.log(`  ${c.score < 0.01 ? c.score.toExponential(3) : fmt(c.score)}  ${JSON.stringify(c.token)}`);
       });
     }
-  } finally {
-    await model.dispose();
-  }
+  });
 }
 
 export const embedSpec: CommandSpec = {
@@ -83,12 +87,7 @@ export async function embedCommand(argv: string[]): Promise<void> {
   const images = list(o.image);
   const texts = list(o.text);
   if (images.length + texts.length === 0) throw new InputError("embed", "give at least one --image or --text (see --help)");
-  const m = await modelFolder(o);
-  const [processor, model] = await Promise.all([
-    BridgeTowerProcessor.fromPretrained(m.dir),
-    BridgeTowerForContrastiveLearning.fromPretrained(m.dir, m),
-  ]);
-  try {
+  await withModel(o, (dir, m) => BridgeTowerForContrastiveLearning.fromPretrained(dir, m), async (model, processor) => {
     const r = await embed(model, processor, { texts, images });
     if (o.json)
       console.log(JSON.stringify({ text_embeds: r.textEmbeds, image_embeds: r.imageEmbeds, cross_embeds: r.crossEmbeds, text_image_similarity: r.textImageSimilarity }));
@@ -100,7 +99,5 @@ export async function embedCommand(argv: string[]): Promise<void> {
         r.textImageSimilarity.forEach((row, i) => console.log(`  ${row.map((x) => fmt(x).padStart(8)).join(" ")}  ${texts[i]}`));
       }
     }
-  } finally {
-    await model.dispose();
-  }
+  });
 }

@@ -5,12 +5,15 @@ import { bertAttention, bertFeedForward } from "./text.js";
 import { firstToken, layerNorm, linear, withRows, type Seq } from "./nn.js";
 import type { Weights } from "./weights.js";
 
-/** `BridgeTowerBertCrossLayer`: self-attention, cross-attention over `enc`, feed-forward (built from text_config). */
-export function crossLayer(w: Weights, c: BridgeTowerConfig, x: Seq, enc: Seq, selfMask?: Value, crossMask?: Value): Value {
+/**
+ * `BridgeTowerBertCrossLayer`: self-attention, cross-attention over `enc`, feed-forward (built from text_config).
+ * `query` (default: every row of `x`) selects the rows computed; keys and values always use every row of `x`.
+ */
+export function crossLayer(w: Weights, c: BridgeTowerConfig, x: Seq, enc: Seq, selfMask?: Value, crossMask?: Value, query: Seq = x): Value {
   const t = c.textConfig;
-  const a = bertAttention(w.at("attention"), t, x, x, selfMask);
+  const a = bertAttention(w.at("attention"), t, query, x, selfMask);
   // From the cross-attention on, the stream has the batch of `enc` (they differ only for a shared batch-1 `x`).
-  const ca = bertAttention(w.at("crossattention"), t, withRows(x, a), enc, crossMask);
+  const ca = bertAttention(w.at("crossattention"), t, withRows(query, a), enc, crossMask);
   return bertFeedForward(w, t, ca);
 }
 
@@ -95,9 +98,6 @@ export function fusion(
 /** A cross layer over every token, over the first token only (keys and values still use every token), or skipped. */
 function crossLayerRows(w: Weights, c: BridgeTowerConfig, x: Seq, enc: Seq, m: LastLayer, selfMask?: Value, crossMask?: Value): Value {
   if (m === "none") return "";
-  if (m === "full") return crossLayer(w, c, x, enc, selfMask, crossMask);
-  const first: Seq = { ...x, rows: firstToken(w.g, x), len: w.g.ints([1]) };
-  const a = bertAttention(w.at("attention"), c.textConfig, first, x, selfMask);
-  const ca = bertAttention(w.at("crossattention"), c.textConfig, withRows(first, a), enc, crossMask);
-  return bertFeedForward(w, c.textConfig, ca);
+  const query = m === "first" ? { ...x, rows: firstToken(w.g, x), len: w.g.ints([1]) } : x;
+  return crossLayer(w, c, x, enc, selfMask, crossMask, query);
 }

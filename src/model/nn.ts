@@ -22,8 +22,7 @@ export const withRows = (s: Seq, rows: Value): Seq => ({ ...s, rows });
  */
 export function broadcastRows(g: Graph, s: Seq, to: Seq, rows: Value = s.rows): Value {
   if (s.batch === to.batch) return rows;
-  const x = g.op("Reshape", [rows, g.op("Concat", [s.batch, s.len, g.ints([s.hidden])], { axis: 0 })]);
-  const y = g.op("Expand", [x, g.op("Concat", [to.batch, g.ints([1, 1])], { axis: 0 })]);
+  const y = g.op("Expand", [toBatchMajor(g, s, rows), g.op("Concat", [to.batch, g.ints([1, 1])], { axis: 0 })]);
   return g.op("Reshape", [y, g.ints([-1, s.hidden])]);
 }
 
@@ -100,9 +99,8 @@ function splitHeads(g: Graph, x: Value, s: Seq, heads: number, keysT = false): V
 export function attention(g: Graph, q: Value, k: Value, v: Value, qs: Seq, ks: Seq, heads: number, mask?: Value): Value {
   const d = qs.hidden / heads;
   if (!mask) {
-    const as3d = (x: Value, s: Seq) => g.op("Reshape", [x, g.op("Concat", [s.batch, s.len, g.ints([s.hidden])], { axis: 0 })]);
-    const kv = (x: Value) => as3d(broadcastRows(g, ks, qs, x), { ...ks, batch: qs.batch });
-    const out = g.op("MultiHeadAttention", [as3d(q, qs), kv(k), kv(v)], { num_heads: heads, scale: f(1 / Math.sqrt(d)) }, "com.microsoft");
+    const kv = (x: Value) => toBatchMajor(g, { ...ks, batch: qs.batch }, broadcastRows(g, ks, qs, x));
+    const out = g.op("MultiHeadAttention", [toBatchMajor(g, qs, q), kv(k), kv(v)], { num_heads: heads, scale: f(1 / Math.sqrt(d)) }, "com.microsoft");
     return g.op("Reshape", [out, g.ints([-1, qs.hidden])]);
   }
   const scores = g.op("Div", [g.op("MatMul", [splitHeads(g, q, qs, heads), splitHeads(g, k, ks, heads, true)]), g.scalar(Math.sqrt(d))]); // [B, h, Lq, Lk]
