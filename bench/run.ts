@@ -2,7 +2,8 @@
  * `npm run bench [-- --json] [-- --repeats N] [-- --markdown FILE]`: speed and memory at the size of
  * bridgetower-large-itm-mlm-gaudi (random weights, generated once into .cache/large-random), with PyTorch measured in
  * the same run (shared/reference/torch_forward.py, when /usr/bin/python3 has torch). Every figure is the median of
- * `--repeats` runs after a warm-up; each model runs in its own process so peak RSS is per model.
+ * `--repeats` runs after a warm-up; each model runs in its own process so peak RSS is per model, and its single
+ * pairs alternate with PyTorch's (bench/torch_pair.py).
  */
 import { execFile } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
@@ -11,8 +12,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { ensureLargeModel, LARGE_DIR } from "../test/helpers/large.js";
+import { LineProcess, median } from "./lines.js";
 
-const run = promisify(execFile);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const shared = process.env.BRIDGETOWER_SHARED ?? resolve(root, "../shared");
 const args = process.argv.slice(2);
@@ -21,58 +22,77 @@ const repeats = Number(args[args.indexOf("--repeats") + 1]) || 5;
 const markdown = args.includes("--markdown") ? args[args.indexOf("--markdown") + 1] : undefined;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-async function child(dir: string, task: string, dtype: string): Promise<Record<string, number>> {
-  log(`bench: ${task} ${dtype}`);
-  const images = join(shared, "fixtures", "image-processor", "images");
-  const { stdout } = await run(process.execPath, ["--import", "tsx", join(root, "bench", "child.ts"), dir, task, dtype, String(repeats), images], {
-    cwd: root,
-    maxBuffer: 1 << 20,
-  });
-  return JSON.parse(stdout.trim().split("\n").pop()!);
+const hasTorch = await promisify(execFile)("/usr/bin/python3", ["-c", "import torch"]).then(() => true, () => false);
+if (!hasTorch) log("bench: /usr/bin/python3 has no torch; the PyTorch columns will be null");
+
+/**
+ * Loads one model in its own process (load_s: a cold start; peak RSS per model), then times single pairs,
+ * alternating with PyTorch's forward when `torch` (so that a slow spell of this noisy, shared machine hits both
+ * sides alike), then the model's other jobs.
+ */
+interface Measured {
+  load_s: number;
+  pair_s: number;
+  torch_pair_s: number | null;
+  peak_rss_bytes: number;
+  rank10_texts_s?: number;
+  rank10_images_s?: number;
+  fill_mask_s?: number;
 }
 
-async function torch(task: string): Promise<number | null> {
-  const script = join(shared, "reference", "torch_forward.py");
+async function measure(task: "itm" | "mlm", dtype: "fp32" | "int8", torch: boolean): Promise<Measured> {
+  log(`bench: ${task} ${dtype}`);
+  const images = join(shared, "fixtures", "image-processor", "images");
+  const ours = new LineProcess(`bench/child.ts ${task} ${dtype}`, process.execPath, ["--import", "tsx", join(root, "bench", "child.ts"), LARGE_DIR, task, dtype, String(repeats), images], root);
+  let ref: LineProcess | undefined;
   try {
-    await run("/usr/bin/python3", ["-c", "import torch"]);
-  } catch {
-    return null;
+    const { load_s } = await ours.next(); // started alone, so nothing else competes with the load
+    if (torch) {
+      log(`bench: torch ${task} (building random weights, choosing its thread setting)`);
+      ref = new LineProcess(`bench/torch_pair.py ${task}`, "/usr/bin/python3", [join(root, "bench", "torch_pair.py"), join(shared, "reference"), task]);
+      await ref.next();
+    }
+    const pairs: number[] = [];
+    const torchPairs: number[] = [];
+    for (let i = 0; i < repeats; i++) {
+      pairs.push((await ours.ask("pair")).s);
+      if (ref) torchPairs.push((await ref.ask("run")).s);
+    }
+    ref?.close();
+    ref = undefined;
+    const rest = await ours.ask("rest");
+    return { load_s, pair_s: median(pairs), torch_pair_s: torchPairs.length ? median(torchPairs) : null, peak_rss_bytes: rest.peak_rss_bytes, ...rest };
+  } finally {
+    ref?.close();
+    ours.close();
   }
-  log(`bench: torch ${task}`);
-  // OPENBLAS_CORETYPE is set on some machines for old OpenBLAS builds; the reference README times with it as set.
-  const { stdout } = await run("/usr/bin/python3", [script, "time", "--config", "large", "--task", task, "--repeats", String(repeats)], { maxBuffer: 1 << 20 });
-  return JSON.parse(stdout.trim().split("\n").pop()!).median_s;
 }
 
 await ensureLargeModel((m) => log(`bench: ${m}`));
-const dir = LARGE_DIR;
-const weightBytes = statSync(join(dir, "model.safetensors")).size;
-// Interleaved, so that a slow spell of this (noisy, shared) machine hits both sides alike.
-const itm = await child(dir, "itm", "fp32");
-const torchItm = await torch("itm");
-const mlm = await child(dir, "mlm", "fp32");
-const torchMlm = await torch("mlm");
-const int8 = await child(dir, "itm", "int8").catch((e) => (log(`bench: int8 failed: ${e.message}`), null));
+const weightBytes = statSync(join(LARGE_DIR, "model.safetensors")).size;
+const itm = await measure("itm", "fp32", hasTorch);
+const mlm = await measure("mlm", "fp32", hasTorch);
+const int8 = await measure("itm", "int8", false).catch((e) => (log(`bench: int8 failed: ${e.message}`), null));
 const r = {
   load_s: itm.load_s,
-  itm_pair_s: itm.itm_pair_s,
-  mlm_s: mlm.mlm_s,
+  itm_pair_s: itm.pair_s,
+  mlm_s: mlm.pair_s,
   fill_mask_s: mlm.fill_mask_s,
   rank10_texts_s: itm.rank10_texts_s,
   rank10_images_s: itm.rank10_images_s,
   peak_rss_bytes: Math.max(itm.peak_rss_bytes, mlm.peak_rss_bytes),
   int8_load_s: int8?.load_s ?? null,
-  int8_itm_pair_s: int8?.itm_pair_s ?? null,
+  int8_itm_pair_s: int8?.pair_s ?? null,
   int8_peak_rss_bytes: int8?.peak_rss_bytes ?? null,
-  torch_itm_pair_s: torchItm,
-  torch_mlm_s: torchMlm,
+  torch_itm_pair_s: itm.torch_pair_s,
+  torch_mlm_s: mlm.torch_pair_s,
   weight_bytes: weightBytes,
   repeats,
   cpu: cpus()[0]?.model ?? "unknown",
   cores: cpus().length,
 };
 
-const ratio = (a: number | null, b: number | null) => (a != null && b ? (a / b).toFixed(2) : "n/a");
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b ? (a / b).toFixed(2) : "n/a");
 const gb = (b: number | null) => (b == null ? "n/a" : `${(b / 2 ** 30).toFixed(2)} GiB`);
 const s = (x: number | null | undefined) => (x == null ? "n/a" : `${x.toFixed(2)} s`);
 const table = [

@@ -1,6 +1,7 @@
 /** The cross-modal part of `BridgeTowerModel`: link towers, `BridgeTowerBertCrossLayer`s and poolers. */
 import type { Value } from "../onnx/graph.js";
 import type { BridgeTowerConfig } from "./config.js";
+import { crossAttention, shortCaption, type ShortCaption } from "./short-attention.js";
 import { bertAttention, bertFeedForward } from "./text.js";
 import { firstToken, layerNorm, linear, withRows, type Seq } from "./nn.js";
 import type { Weights } from "./weights.js";
@@ -9,11 +10,13 @@ import type { Weights } from "./weights.js";
  * `BridgeTowerBertCrossLayer`: self-attention, cross-attention over `enc`, feed-forward (built from text_config).
  * `query` (default: every row of `x`) selects the rows computed; keys and values always use every row of `x`.
  */
-export function crossLayer(w: Weights, c: BridgeTowerConfig, x: Seq, enc: Seq, selfMask?: Value, crossMask?: Value, query: Seq = x): Value {
+export function crossLayer(
+  w: Weights, c: BridgeTowerConfig, x: Seq, enc: Seq, selfMask?: Value, crossMask?: Value, query: Seq = x, short?: ShortCaption,
+): Value {
   const t = c.textConfig;
   const a = bertAttention(w.at("attention"), t, query, x, selfMask);
   // From the cross-attention on, the stream has the batch of `enc` (they differ only for a shared batch-1 `x`).
-  const ca = bertAttention(w.at("crossattention"), t, withRows(query, a), enc, crossMask);
+  const ca = crossAttention(w.at("crossattention"), t, withRows(query, a), enc, crossMask, short);
   return bertFeedForward(w, t, ca);
 }
 
@@ -74,6 +77,8 @@ export function fusion(
   let i = withRows(imageIn[0], layerNorm(w.at("cross_modal_image_layernorm"), imageIn[0].rows, H, eps));
   const crossText: Value[] = [];
   const crossImage: Value[] = [];
+  const isShort = shortCaption(w, c.textConfig, textIn[0]);
+  const short = (side: ShortCaption["side"]) => (isShort ? { side, cond: isShort } : undefined);
   for (let k = 0; k < X; k++) {
     if (k > 0) {
       // Both streams at depth k read the same (t, i) pair.
@@ -82,8 +87,8 @@ export function fusion(
     }
     const mode = (m: LastLayer) => (k < X - 1 ? "full" : m);
     // The image self-mask and the text cross-mask over image tokens are all zeros upstream: omitted.
-    crossText.push(crossLayerRows(w.at("cross_modal_text_layers", k), c, t, i, mode(last.text), textMask, undefined));
-    crossImage.push(crossLayerRows(w.at("cross_modal_image_layers", k), c, i, t, mode(last.image), undefined, textMask));
+    crossText.push(crossLayerRows(w.at("cross_modal_text_layers", k), c, t, i, mode(last.text), textMask, undefined, short("queries")));
+    crossImage.push(crossLayerRows(w.at("cross_modal_image_layers", k), c, i, t, mode(last.image), undefined, textMask, short("keys")));
     i = { ...i, batch: t.batch }; // after layer 0 both streams are per pair
   }
   if (last.text === "none" || last.image === "none") return { crossText, crossImage };
@@ -96,8 +101,12 @@ export function fusion(
 }
 
 /** A cross layer over every token, over the first token only (keys and values still use every token), or skipped. */
-function crossLayerRows(w: Weights, c: BridgeTowerConfig, x: Seq, enc: Seq, m: LastLayer, selfMask?: Value, crossMask?: Value): Value {
+function crossLayerRows(
+  w: Weights, c: BridgeTowerConfig, x: Seq, enc: Seq, m: LastLayer, selfMask?: Value, crossMask?: Value, short?: ShortCaption,
+): Value {
   if (m === "none") return "";
-  const query = m === "first" ? { ...x, rows: firstToken(w.g, x), len: w.g.ints([1]) } : x;
-  return crossLayer(w, c, x, enc, selfMask, crossMask, query);
+  if (m === "full") return crossLayer(w, c, x, enc, selfMask, crossMask, x, short);
+  const query = { ...x, rows: firstToken(w.g, x), len: w.g.ints([1]) };
+  // One image query row over the caption: the plain projections of one row are cheaper than folding them.
+  return crossLayer(w, c, x, enc, selfMask, crossMask, query, short?.side === "keys" ? undefined : short);
 }

@@ -82,7 +82,7 @@ export function activation(g: Graph, name: string, x: Value): Value {
 }
 
 /** `[B*L, H]` rows to `[B, heads, L, d]` (or `[B, heads, d, L]` with `keysT`). */
-function splitHeads(g: Graph, x: Value, s: Seq, heads: number, keysT = false): Value {
+export function splitHeads(g: Graph, x: Value, s: Seq, heads: number, keysT = false): Value {
   const shape = g.op("Concat", [s.batch, s.len, g.ints([heads, s.hidden / heads])], { axis: 0 });
   return g.op("Transpose", [g.op("Reshape", [x, shape])], { perm: keysT ? [0, 2, 3, 1] : [0, 2, 1, 3] });
 }

@@ -27,15 +27,22 @@ export function textEmbeddings(w: Weights, c: BridgeTowerTextConfig, inputIds: V
  * The result has the batch of `enc` when `x` is a shared batch-1 stream (see broadcastRows).
  */
 export function bertAttention(w: Weights, c: BridgeTowerTextConfig, x: Seq, enc: Seq, mask?: Value): Value {
+  const ctx = selfAttention(w.at("self"), c, x, enc, mask);
+  return selfOutput(w.at("output"), c, x, enc, linear(w.at("output", "dense"), ctx, c.hiddenSize, c.hiddenSize));
+}
+
+/** `BridgeTowerSelfAttention`: context rows of queries `x` over keys and values from `enc`. */
+export function selfAttention(w: Weights, c: BridgeTowerTextConfig, x: Seq, enc: Seq, mask?: Value): Value {
   const H = c.hiddenSize;
-  const self = w.at("self");
-  const q = linear(self.at("query"), x.rows, H, H);
-  const k = linear(self.at("key"), enc.rows, H, H);
-  const v = linear(self.at("value"), enc.rows, H, H);
-  const ctx = attention(w.g, q, k, v, x, enc, c.numAttentionHeads, mask);
-  const out = w.at("output");
-  const residual = broadcastRows(w.g, x, enc);
-  return layerNorm(out.at("LayerNorm"), w.g.op("Add", [linear(out.at("dense"), ctx, H, H), residual]), H, c.layerNormEps);
+  const q = linear(w.at("query"), x.rows, H, H);
+  const k = linear(w.at("key"), enc.rows, H, H);
+  const v = linear(w.at("value"), enc.rows, H, H);
+  return attention(w.g, q, k, v, x, enc, c.numAttentionHeads, mask);
+}
+
+/** The rest of `BridgeTowerSelfOutput` after its dense layer: LN(dense + x). */
+export function selfOutput(w: Weights, c: BridgeTowerTextConfig, x: Seq, enc: Seq, dense: Value): Value {
+  return layerNorm(w.at("LayerNorm"), w.g.op("Add", [dense, broadcastRows(w.g, x, enc)]), c.hiddenSize, c.layerNormEps);
 }
 
 /** `BridgeTowerIntermediate` + `BridgeTowerOutput`: LN(dense(act(dense(x))) + x). */

@@ -139,6 +139,11 @@ export class WeightStore {
 export class Weights {
   constructor(readonly g: Graph, readonly store: WeightStore, readonly prefix = "") {}
 
+  /** The same parameters, for nodes of another graph (a branch of `Graph.ifElse`). */
+  on(g: Graph): Weights {
+    return new Weights(g, this.store, this.prefix);
+  }
+
   at(...parts: (string | number)[]): Weights {
     const p = parts.join(".");
     return new Weights(this.g, this.store, this.prefix ? `${this.prefix}.${p}` : p);

@@ -47,16 +47,25 @@ export class Graph {
   private nodes: OnnxTypes.INodeProto[] = [];
   private inputs: OnnxTypes.IValueInfoProto[] = [];
   private outputs: OnnxTypes.IValueInfoProto[] = [];
+  // Shared with the branches of `ifElse` (they live in the top graph, visible to every branch).
   private initializers: OnnxTypes.ITensorProto[] = [];
   private names = new Set<string>();
-  private counter = 0;
+  private counter = { n: 0 };
   private constCache = new Map<string, Value>();
 
-  constructor(readonly name: string) {}
+  /** `parent`: a branch of `ifElse`, sharing the parent's names, constants and initializers. */
+  constructor(readonly name: string, parent?: Graph) {
+    if (parent) {
+      this.initializers = parent.initializers;
+      this.names = parent.names;
+      this.counter = parent.counter;
+      this.constCache = parent.constCache;
+    }
+  }
 
   private fresh(hint: string): Value {
     let n = hint;
-    while (this.names.has(n)) n = `${hint}_${++this.counter}`;
+    while (this.names.has(n)) n = `${hint}_${++this.counter.n}`;
     this.names.add(n);
     return n;
   }
@@ -144,6 +153,28 @@ export class Graph {
       name: `${opType}_${this.nodes.length}`,
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
     });
+    return outs;
+  }
+
+  /**
+   * ONNX `If` on a one-element bool `cond`: `then` and `otherwise` add their nodes to a branch graph (which can read
+   * every value of this one) and return `n` float values each. Returns the `n` values of the branch taken.
+   */
+  ifElse(cond: Value, n: number, then: (g: Graph) => Value[], otherwise: (g: Graph) => Value[]): Value[] {
+    const branch = (build: (g: Graph) => Value[], label: string): OnnxTypes.IGraphProto => {
+      const b = new Graph(`${this.name}_${label}`, this);
+      const outs = build(b);
+      if (outs.length !== n) throw new Error(`ifElse: the ${label} branch returned ${outs.length} values, expected ${n}`);
+      for (const v of outs) b.output(v, this.fresh(`${label}_out`));
+      return { name: b.name, node: b.nodes, output: b.outputs };
+    };
+    const outs = Array.from({ length: n }, () => this.fresh(`If_${this.nodes.length}`));
+    const T = onnx.AttributeProto.AttributeType;
+    const attribute = [
+      { name: "then_branch", type: T.GRAPH, g: branch(then, "then") },
+      { name: "else_branch", type: T.GRAPH, g: branch(otherwise, "else") },
+    ];
+    this.nodes.push({ opType: "If", domain: "", input: [cond], output: outs, name: `If_${this.nodes.length}`, attribute });
     return outs;
   }
 

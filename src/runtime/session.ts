@@ -20,6 +20,14 @@ export async function createSession(graph: Graph, dataDir: string, options: Runt
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
-    extra: { session: { model_external_initializers_file_folder_path: dataDir } },
+    extra: {
+      session: {
+        model_external_initializers_file_folder_path: dataDir,
+        // Each session has its own thread pool, and a model runs three sessions in a row: without this, the pool
+        // of the part that just finished keeps spinning and slows the next part (the text tower by ~45% after
+        // the vision tower, ~3% on a whole pair, measured).
+        force_spinning_stop: "1",
+      },
+    },
   });
 }
