@@ -1,9 +1,9 @@
 /**
- * `npm run bench [-- --json] [-- --repeats N] [-- --markdown FILE]`: speed and memory at the size of
+ * `npm run bench [-- --json] [-- --repeats N] [-- --rounds N] [-- --markdown FILE]`: speed and memory at the size of
  * bridgetower-large-itm-mlm-gaudi (random weights, generated once into .cache/large-random), with PyTorch measured in
  * the same run (shared/reference/torch_forward.py, when /usr/bin/python3 has torch). Every figure is the median of
- * `--repeats` runs after a warm-up; each model runs in its own process so peak RSS is per model, and its single
- * pairs alternate with PyTorch's (bench/torch_pair.py).
+ * `--repeats` runs after a warm-up; each model runs in its own processes so peak RSS is per model, and the single
+ * pairs (fp32) are timed over `--rounds` fresh processes, alternating with PyTorch's (bench/torch_pair.py).
  */
 import { execFile } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
@@ -19,17 +19,13 @@ const shared = process.env.BRIDGETOWER_SHARED ?? resolve(root, "../shared");
 const args = process.argv.slice(2);
 const json = args.includes("--json");
 const repeats = Number(args[args.indexOf("--repeats") + 1]) || 5;
+const rounds = Number(args[args.indexOf("--rounds") + 1]) || 2;
 const markdown = args.includes("--markdown") ? args[args.indexOf("--markdown") + 1] : undefined;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 const hasTorch = await promisify(execFile)("/usr/bin/python3", ["-c", "import torch"]).then(() => true, () => false);
 if (!hasTorch) log("bench: /usr/bin/python3 has no torch; the PyTorch columns will be null");
 
-/**
- * Loads one model in its own process (load_s: a cold start; peak RSS per model), then times single pairs,
- * alternating with PyTorch's forward when `torch` (so that a slow spell of this noisy, shared machine hits both
- * sides alike), then the model's other jobs.
- */
 interface Measured {
   load_s: number;
   pair_s: number;
@@ -40,39 +36,48 @@ interface Measured {
   fill_mask_s?: number;
 }
 
-async function measure(task: "itm" | "mlm", dtype: "fp32" | "int8", torch: boolean): Promise<Measured> {
-  log(`bench: ${task} ${dtype}`);
+/**
+ * `rounds` times: loads the model in a fresh process (load_s: a cold start), then times single pairs, each
+ * followed by one of PyTorch's (a fresh process per round too) when `torch`, so that a slow spell of this noisy,
+ * shared machine hits both sides alike, and a process that happens to run slow counts once among several. The
+ * last round then times the model's other jobs and reports the process's peak RSS.
+ */
+async function measure(task: "itm" | "mlm", dtype: "fp32" | "int8", torch: boolean, rounds: number): Promise<Measured> {
   const images = join(shared, "fixtures", "image-processor", "images");
-  const ours = new LineProcess(`bench/child.ts ${task} ${dtype}`, process.execPath, ["--import", "tsx", join(root, "bench", "child.ts"), LARGE_DIR, task, dtype, String(repeats), images], root);
-  let ref: LineProcess | undefined;
-  try {
-    const { load_s } = await ours.next(); // started alone, so nothing else competes with the load
-    if (torch) {
-      log(`bench: torch ${task} (building random weights, choosing its thread setting)`);
-      ref = new LineProcess(`bench/torch_pair.py ${task}`, "/usr/bin/python3", [join(root, "bench", "torch_pair.py"), join(shared, "reference"), task]);
-      await ref.next();
+  const loads: number[] = [];
+  const pairs: number[] = [];
+  const torchPairs: number[] = [];
+  for (let round = 1; ; round++) {
+    log(`bench: ${task} ${dtype}${rounds > 1 ? ` (round ${round} of ${rounds})` : ""}`);
+    const ours = new LineProcess(`bench/child.ts ${task} ${dtype}`, process.execPath, ["--import", "tsx", join(root, "bench", "child.ts"), LARGE_DIR, task, dtype, String(repeats), images], root);
+    let ref: LineProcess | undefined;
+    try {
+      loads.push((await ours.next()).load_s); // started alone, so nothing else competes with the load
+      if (torch) {
+        log(`bench: torch ${task} (building random weights, choosing its thread setting)`);
+        ref = new LineProcess(`bench/torch_pair.py ${task}`, "/usr/bin/python3", [join(root, "bench", "torch_pair.py"), join(shared, "reference"), task]);
+        await ref.next();
+      }
+      for (let i = 0; i < repeats; i++) {
+        pairs.push((await ours.ask("pair")).s);
+        if (ref) torchPairs.push((await ref.ask("run")).s);
+      }
+      ref?.close();
+      if (round < rounds) continue;
+      const rest = await ours.ask("rest");
+      return { load_s: median(loads), pair_s: median(pairs), torch_pair_s: torchPairs.length ? median(torchPairs) : null, peak_rss_bytes: rest.peak_rss_bytes, ...rest };
+    } finally {
+      ref?.close();
+      ours.close();
     }
-    const pairs: number[] = [];
-    const torchPairs: number[] = [];
-    for (let i = 0; i < repeats; i++) {
-      pairs.push((await ours.ask("pair")).s);
-      if (ref) torchPairs.push((await ref.ask("run")).s);
-    }
-    ref?.close();
-    ref = undefined;
-    const rest = await ours.ask("rest");
-    return { load_s, pair_s: median(pairs), torch_pair_s: torchPairs.length ? median(torchPairs) : null, peak_rss_bytes: rest.peak_rss_bytes, ...rest };
-  } finally {
-    ref?.close();
-    ours.close();
   }
 }
 
 await ensureLargeModel((m) => log(`bench: ${m}`));
 const weightBytes = statSync(join(LARGE_DIR, "model.safetensors")).size;
-const itm = await measure("itm", "fp32", hasTorch);
-const mlm = await measure("mlm", "fp32", hasTorch);
-const int8 = await measure("itm", "int8", false).catch((e) => (log(`bench: int8 failed: ${e.message}`), null));
+const itm = await measure("itm", "fp32", hasTorch, rounds);
+const mlm = await measure("mlm", "fp32", hasTorch, rounds);
+const int8 = await measure("itm", "int8", false, 1).catch((e) => (log(`bench: int8 failed: ${e.message}`), null));
 const r = {
   load_s: itm.load_s,
   itm_pair_s: itm.pair_s,
@@ -88,6 +93,7 @@ const r = {
   torch_mlm_s: mlm.torch_pair_s,
   weight_bytes: weightBytes,
   repeats,
+  rounds,
   cpu: cpus()[0]?.model ?? "unknown",
   cores: cpus().length,
 };
@@ -110,7 +116,7 @@ const table = [
   `| torch_itm_pair_s | ${s(r.torch_itm_pair_s)} | |`,
   `| torch_mlm_s | ${s(r.torch_mlm_s)} | |`,
 ].join("\n");
-const machine = `${r.cores} x ${r.cpu}, Node ${process.version}; fp32 weights ${gb(r.weight_bytes)}; median of ${repeats} runs after a warm-up`;
+const machine = `${r.cores} x ${r.cpu}, Node ${process.version}; fp32 weights ${gb(r.weight_bytes)}; median of ${repeats} runs after a warm-up (fp32 pairs: ${rounds} rounds of ${repeats}, each in fresh processes, alternating with PyTorch's)`;
 if (markdown) writeFileSync(markdown, `${table}\n\nMachine: ${machine}.\n`);
 if (!json) console.log(`${table}\n\n${machine}`);
 console.log(JSON.stringify(r));
