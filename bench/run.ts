@@ -62,7 +62,8 @@ async function measure(task: "itm" | "mlm", dtype: "fp32" | "int8", torch: boole
         pairs.push((await ours.ask("pair")).s);
         if (ref) torchPairs.push((await ref.ask("run")).s);
       }
-      ref?.close();
+      ref?.close(); // idle from here on: its memory goes before our other jobs run
+      ref = undefined;
       if (round < rounds) continue;
       const rest = await ours.ask("rest");
       return { load_s: median(loads), pair_s: median(pairs), torch_pair_s: torchPairs.length ? median(torchPairs) : null, peak_rss_bytes: rest.peak_rss_bytes, ...rest };

@@ -103,10 +103,19 @@ export function attention(g: Graph, q: Value, k: Value, v: Value, qs: Seq, ks: S
     const out = g.op("MultiHeadAttention", [toBatchMajor(g, qs, q), kv(k), kv(v)], { num_heads: heads, scale: f(1 / Math.sqrt(d)) }, "com.microsoft");
     return g.op("Reshape", [out, g.ints([-1, qs.hidden])]);
   }
-  const scores = g.op("Div", [g.op("MatMul", [splitHeads(g, q, qs, heads), splitHeads(g, k, ks, heads, true)]), g.scalar(Math.sqrt(d))]); // [B, h, Lq, Lk]
-  const probs = g.op("Softmax", [g.op("Add", [scores, mask])], { axis: -1 });
-  const ctx = g.op("MatMul", [probs, splitHeads(g, v, ks, heads)]); // [B, h, Lq, d]
-  return g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.ints([-1, qs.hidden])]);
+  const probs = attentionProbs(g, g.op("MatMul", [splitHeads(g, q, qs, heads), splitHeads(g, k, ks, heads, true)]), d, mask); // [B, h, Lq, Lk]
+  return mergeHeads(g, g.op("MatMul", [probs, splitHeads(g, v, ks, heads)]), qs.hidden);
+}
+
+/** softmax(scores / sqrt(d) + mask) over the keys, as transformers computes it. */
+export function attentionProbs(g: Graph, scores: Value, d: number, mask?: Value): Value {
+  const scaled = g.op("Div", [scores, g.scalar(Math.sqrt(d))]);
+  return g.op("Softmax", [mask ? g.op("Add", [scaled, mask]) : scaled], { axis: -1 });
+}
+
+/** Per-head context `[B, heads, L, d]` back to rows `[B*L, hidden]`. */
+export function mergeHeads(g: Graph, ctx: Value, hidden: number): Value {
+  return g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.ints([-1, hidden])]);
 }
 
 /** Additive attention mask `(1 - mask) * finfo(float32).min`, shape `[B, 1, 1, L]`, from an int64 `[B, L]` mask. */

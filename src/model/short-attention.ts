@@ -13,7 +13,7 @@
  */
 import type { Graph, Value } from "../onnx/graph.js";
 import type { BridgeTowerTextConfig } from "./config.js";
-import { linear, splitHeads, toBatchMajor, type Seq } from "./nn.js";
+import { attentionProbs, linear, mergeHeads, splitHeads, toBatchMajor, type Seq } from "./nn.js";
 import { bertAttention, selfAttention, selfOutput } from "./text.js";
 import type { Weights } from "./weights.js";
 
@@ -77,8 +77,7 @@ function longOverShort(w: Weights, c: BridgeTowerTextConfig, x: Seq, enc: Seq, m
   const wqT = g.op("Transpose", [headRows(g, query.get("weight", [H, H]), heads, H)], { perm: [0, 2, 1] }); // [h, H, d]
   const m = g.op("MatMul", [wqT, kT]); // [B, h, H, Lt] = Wq_hᵀ K_hᵀ
   const bias = g.op("MatMul", [g.op("Reshape", [query.get("bias", [H]), g.ints([heads, 1, H / heads])]), kT]); // [B, h, 1, Lt]
-  const scores = g.op("Div", [g.op("Add", [g.op("MatMul", [overHeads(g, x), m]), bias]), g.scalar(Math.sqrt(H / heads))]); // [B, h, Lx, Lt]
-  const probs = g.op("Softmax", [mask ? g.op("Add", [scores, mask]) : scores], { axis: -1 });
+  const probs = attentionProbs(g, g.op("Add", [g.op("MatMul", [overHeads(g, x), m]), bias]), H / heads, mask); // [B, h, Lx, Lt]
   const dense = w.at("output", "dense");
   const woT = headRows(g, g.op("Transpose", [dense.get("weight", [H, H])]), heads, H); // [h, d, H]: Wo_hᵀ
   const u = g.op("MatMul", [v, woT]); // [B, h, Lt, H] = V_h Wo_hᵀ
@@ -96,10 +95,9 @@ function shortOverLong(w: Weights, c: BridgeTowerTextConfig, x: Seq, enc: Seq, m
   const q = splitHeads(g, linear(self.at("query"), x.rows, H, H), x, heads); // [B, h, Lx, d]
   const a = g.op("MatMul", [q, headRows(g, self.get("key.weight", [H, H]), heads, H)]); // [B, h, Lx, H] = q_h Wk_h
   const e = overHeads(g, enc); // [B, 1, Le, H]
-  const scores = g.op("Div", [g.op("MatMul", [a, g.op("Transpose", [e], { perm: [0, 1, 3, 2] })]), g.scalar(Math.sqrt(H / heads))]);
-  const probs = g.op("Softmax", [mask ? g.op("Add", [scores, mask]) : scores], { axis: -1 }); // [B, h, Lx, Le]
+  const probs = attentionProbs(g, g.op("MatMul", [a, g.op("Transpose", [e], { perm: [0, 1, 3, 2] })]), H / heads, mask); // [B, h, Lx, Le]
   const wvT = g.op("Transpose", [headRows(g, self.get("value.weight", [H, H]), heads, H)], { perm: [0, 2, 1] }); // [h, H, d]
   const vb = g.op("Reshape", [self.get("value.bias", [H]), g.ints([heads, 1, H / heads])]);
   const ctx = g.op("Add", [g.op("MatMul", [g.op("MatMul", [probs, e]), wvT]), vb]); // [B, h, Lx, d]
-  return g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.ints([-1, H])]);
+  return mergeHeads(g, ctx, H);
 }
