@@ -13,11 +13,15 @@ async function withModel<M extends { dispose(): Promise<void> }>(
   job: (model: M, processor: BridgeTowerProcessor) => Promise<void>,
 ): Promise<void> {
   const m = await modelFolder(o);
-  const [processor, model] = await Promise.all([BridgeTowerProcessor.fromPretrained(m.dir), load(m.dir, m)]);
+  // Loaded together; when one fails the other is still awaited, so a loaded model is disposed (not left holding
+  // its weight file open until garbage collection, which Node reports on stderr).
+  const [processor, model] = await Promise.allSettled([BridgeTowerProcessor.fromPretrained(m.dir), load(m.dir, m)]);
   try {
-    await job(model, processor);
+    if (processor.status === "rejected") throw processor.reason;
+    if (model.status === "rejected") throw model.reason;
+    await job(model.value, processor.value);
   } finally {
-    await model.dispose();
+    if (model.status === "fulfilled") await model.value.dispose();
   }
 }
 
