@@ -369,23 +369,7 @@ describe("formats", () => {
     assert.deepEqual(Array.from(img.data), Array.from(src).flatMap((v) => [Math.min(v, 255), Math.min(v, 255), Math.min(v, 255)]));
   });
 
-  test("CMYK JPEG: Pillow's naive cmyk2rgb on the stored (Adobe-inverted) samples", async () => {
-    const w = 16, h = 8;
-    const rgb = Buffer.alloc(w * h * 3).map((_, i) => (i * 37) & 255);
-    const jpg = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).toColourspace("cmyk").jpeg({ quality: 100 }).toBuffer();
-    assert.equal((await sharp(jpg).metadata()).space, "cmyk");
-    const img = await loadImage(jpg);
-    assert.deepEqual([img.width, img.height, img.data.length], [w, h, w * h * 3]);
-    const cmyk = await sharp(jpg, { ignoreIcc: true }).toColourspace("cmyk").raw().toBuffer();
-    for (let i = 0; i < w * h; i++) {
-      const nk = 255 - cmyk[i * 4 + 3]!;
-      for (let ch = 0; ch < 3; ch++) {
-        const t = cmyk[i * 4 + ch]! * nk + 128;
-        assert.equal(img.data[i * 3 + ch], nk - (((t >> 8) + t) >> 8));
-      }
-    }
-  });
-
+  // CMYK/YCCK JPEGs and CMYK TIFF against Pillow's bytes: test/image-formats.test.ts.
   test("CMYK JPEG without an Adobe marker decodes the same (Pillow and libvips invert CMYK JPEGs regardless)", async () => {
     const w = 8, h = 8;
     const rgb = Buffer.alloc(w * h * 3).map((_, i) => (i * 91) & 255);

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from "sharp";
 import { ImageError, InputError } from "../errors.js";
+import { decodeBmp, isBmp } from "./bmp.js";
 import { checkRgbImage, isRgbImage, type ImageInput, type RgbImage } from "./types.js";
 
 export interface LoadImageOptions {
@@ -18,7 +19,8 @@ export interface LoadImageOptions {
 
 export const DEFAULT_MAX_PIXELS = 178956970;
 
-/** Formats Pillow can also open (plus HEIF/AVIF); sharp's SVG/PDF renderers are not wanted here. */
+/** Formats Pillow can also open (plus HEIF/AVIF); sharp's SVG/PDF renderers are not wanted here.
+ *  BMP, which sharp cannot read, is decoded by ./bmp.ts. */
 const FORMATS = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif"]);
 
 function message(e: unknown): string {
@@ -49,6 +51,7 @@ export async function loadImage(input: ImageInput, options: LoadImageOptions = {
 
 async function decodeImage(bytes: Uint8Array, label: string, maxPixels: number, autoOrient: boolean): Promise<RgbImage> {
   if (bytes.length === 0) throw new ImageError(label, "empty input");
+  if (isBmp(bytes)) return decodeBmp(bytes, label, maxPixels);
   // ignoreIcc: Pillow does not colour-manage. pages: 1 = first frame of GIF/WebP/TIFF.
   const opts: SharpOptions = {
     failOn: "warning",
@@ -73,7 +76,9 @@ async function decodeImage(bytes: Uint8Array, label: string, maxPixels: number, 
   const is16 = meta.depth === "ushort";
   const gray = space === "b-w" || space === "grey16";
   let pipeline = sharp(bytes, opts);
-  if (space === "cmyk") pipeline = pipeline.toColourspace("cmyk");
+  // A CMYK pipeline keeps the stored channels: otherwise libvips converts through its default CMYK
+  // profile to sRGB and back, regenerating K.
+  if (space === "cmyk") pipeline = pipeline.pipelineColourspace("cmyk").toColourspace("cmyk");
   else if (gray) pipeline = pipeline.toColourspace(is16 ? "grey16" : "b-w");
   else pipeline = pipeline.toColourspace(is16 ? "rgb16" : "srgb");
   const wide = is16 && space !== "cmyk";
@@ -110,8 +115,9 @@ async function decodeImage(bytes: Uint8Array, label: string, maxPixels: number, 
   }
   const out = new Uint8Array(n * 3);
   if (space === "cmyk" && ch >= 4) {
-    // Both Pillow and libvips read every CMYK JPEG as inverted (Adobe) data; sharp only differs
-    // in converting CMYK with an ICC profile, so the naive conversion is done here.
+    // Pillow reads every 4-channel JPEG as Adobe-inverted ("CMYK;I"), with or without the APP14
+    // marker, and libvips does the same (YCCK is turned into CMYK by libjpeg in both); then
+    // Pillow's naive conversion, here.
     cmykToRgb(samples, ch, out);
   } else if (ch <= 2) {
     // L / LA -> RGB: replicate gray, drop alpha.
