@@ -3,6 +3,7 @@ import { InputError } from "../errors.js";
 import { BridgeTowerForContrastiveLearning, BridgeTowerForImageAndTextRetrieval, BridgeTowerForMaskedLM } from "../model/bridgetower.js";
 import { BridgeTowerProcessor } from "../processor.js";
 import { embed, fillMask, rankTexts } from "../tasks/index.js";
+import { SORT_BY, type SortBy } from "../tasks/rank.js";
 import { parse, type CommandSpec, type ParsedValues } from "./args.js";
 import { fmt, list, MODEL_OPTIONS, modelFolder, positiveInt, status } from "./common.js";
 
@@ -27,9 +28,12 @@ async function withModel<M extends { dispose(): Promise<void> }>(
 
 export const itmSpec: CommandSpec = {
   name: "itm",
-  usage: "bridgetower itm IMAGE TEXT [TEXT...] [--model ID|DIR] [--json]",
+  usage: "bridgetower itm IMAGE TEXT [TEXT...] [--sort probability|logit] [--model ID|DIR] [--json]",
   summary: "Rank texts by how well they match an image (image-text matching).",
-  options: MODEL_OPTIONS,
+  options: {
+    ...MODEL_OPTIONS,
+    sort: { type: "string", help: "probability (default: softmax of the two ITM logits) or logit (the match logit, logits[0,1] as on the model card)" },
+  },
   positionals: true,
 };
 
@@ -37,22 +41,30 @@ export async function itm(argv: string[]): Promise<void> {
   const { values: o, positionals } = parse(itmSpec, argv);
   const [image, ...texts] = positionals;
   if (!image || texts.length === 0) throw new InputError("itm", "needs an IMAGE and at least one TEXT (see --help)");
+  const sortBy = (o.sort ?? "probability") as SortBy;
+  // Checked here too, so a bad value fails before the model is resolved and loaded.
+  if (!SORT_BY.includes(sortBy)) throw new InputError("--sort", `must be ${SORT_BY.join(" or ")}, got "${o.sort}"`);
   await withModel(o, (dir, m) => BridgeTowerForImageAndTextRetrieval.fromPretrained(dir, m), async (model, processor) => {
     status(`bridgetower: scoring ${texts.length} text(s)`);
-    const ranked = await rankTexts(model, processor, image, texts);
+    const ranked = await rankTexts(model, processor, image, texts, { sortBy });
     if (o.json) console.log(JSON.stringify(ranked.map((r) => ({ text: r.text, score: r.score, logits: r.logits }))));
     else {
-      console.log(`${"rank".padEnd(5)} ${"score".padEnd(7)} text`);
-      ranked.forEach((r, i) => console.log(`${String(i + 1).padEnd(5)} ${fmt(r.score)}  ${r.text}`));
+      // score: match probability; logit: the match logit logits[1] (the model card's score).
+      console.log(`${"rank".padEnd(5)} ${"score".padEnd(6)} ${"logit".padStart(8)}  text`);
+      ranked.forEach((r, i) => console.log(`${String(i + 1).padEnd(5)} ${fmt(r.score)} ${fmt(r.logits[1]).padStart(8)}  ${r.text}`));
     }
   });
 }
 
 export const fillMaskSpec: CommandSpec = {
   name: "fill-mask",
-  usage: 'bridgetower fill-mask IMAGE "a <mask> looking out of the window" [--top-k 5] [--model ID|DIR] [--json]',
+  usage: 'bridgetower fill-mask IMAGE "a <mask> looking out of the window" [--top-k 5] [--all-positions] [--model ID|DIR] [--json]',
   summary: "Fill each <mask> of a caption given an image (masked language modeling).",
-  options: { ...MODEL_OPTIONS, "top-k": { type: "string", help: "candidates per mask (default 5)" } },
+  options: {
+    ...MODEL_OPTIONS,
+    "top-k": { type: "string", help: "candidates per mask (default 5)" },
+    "all-positions": { type: "boolean", help: "print only the model card's output: the best token at every position, <s> and </s> included, decoded" },
+  },
   positionals: true,
 };
 
@@ -64,7 +76,12 @@ export async function fillMaskCommand(argv: string[]): Promise<void> {
   await withModel(o, (dir, m) => BridgeTowerForMaskedLM.fromPretrained(dir, m), async (model, processor) => {
     const r = await fillMask(model, processor, image, text, topK);
     if (o.json)
-      console.log(JSON.stringify({ sequence: r.sequence, masks: r.masks.map((c) => c.map((x) => ({ token: x.token, token_id: x.tokenId, score: x.score }))) }));
+      console.log(JSON.stringify({
+        sequence: r.sequence,
+        masks: r.masks.map((c) => c.map((x) => ({ token: x.token, token_id: x.tokenId, score: x.score }))),
+        decoded: r.decoded,
+      }));
+    else if (o["all-positions"]) console.log(r.decoded);
     else {
       console.log(r.sequence);
       r.masks.forEach((cands, k) => {

@@ -1,4 +1,7 @@
-/** Visual fill-in-the-blank with `BridgeTowerForMaskedLM`: top-k tokens for each `<mask>` given an image. */
+/**
+ * Visual fill-in-the-blank with `BridgeTowerForMaskedLM`: top-k tokens for each `<mask>` given an image, and the
+ * model card's printout (the most likely token at every position, decoded).
+ */
 import { InputError } from "../errors.js";
 import type { ImageInput } from "../image/index.js";
 import type { BridgeTowerForMaskedLM } from "../model/bridgetower.js";
@@ -17,6 +20,11 @@ export interface FillMaskResult {
   sequence: string;
   /** One list of candidates per `<mask>`, best first. */
   masks: MaskCandidate[][];
+  /**
+   * The model card's `processor.decode(outputs.logits.argmax(dim=-1).squeeze(0).tolist())`: the argmax at every
+   * position, `<s>` and `</s>` included, decoded with the defaults (special tokens kept, spaces cleaned up).
+   */
+  decoded: string;
 }
 
 export async function fillMask(
@@ -38,7 +46,15 @@ export async function fillMask(
   })));
   const filled = [...ids];
   positions.forEach((p, k) => (filled[p] = masks[k][0].tokenId));
-  return { sequence: tok.decode(filled, { skipSpecialTokens: true }), masks };
+  const best = Array.from({ length: ids.length }, (_, p) => argmax(logits.subarray(p * V, (p + 1) * V)));
+  return { sequence: tok.decode(filled, { skipSpecialTokens: true }), masks, decoded: processor.decode(best) };
+}
+
+/** Index of the largest logit, the first one on ties (as torch.argmax). */
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
 }
 
 /** The k most probable ids of a logit row under softmax (float64 accumulation). */

@@ -21,9 +21,15 @@ export interface TextMatch extends MatchScore {
   text: string;
 }
 
+/** Rank by the match probability softmax(logits)[1], or by the raw match logit logits[1] (the model card's score). */
+export type SortBy = "probability" | "logit";
+export const SORT_BY: readonly SortBy[] = ["probability", "logit"];
+
 export interface RankOptions {
   /** Pairs encoded and fused per onnxruntime call (bounds memory for long lists). Default 4. */
   batchSize?: number;
+  /** Default "probability". The two can order texts differently, as the no-match logit varies too. */
+  sortBy?: SortBy;
 }
 
 /** Scores every text against one image, best match first. */
@@ -31,6 +37,7 @@ export async function rankTexts(
   model: BridgeTowerForImageAndTextRetrieval, processor: BridgeTowerProcessor, image: ImageInput, texts: string[], options: RankOptions = {},
 ): Promise<TextMatch[]> {
   if (texts.length === 0) throw new InputError("texts", "no texts to rank");
+  const key = sortKey(options.sortBy);
   const { pixelValues } = await processor.call({ images: image });
   const imageEnc = await model.encodeImage(pixelValues!);
   const scores: MatchScore[] = [];
@@ -40,7 +47,7 @@ export async function rankTexts(
     const out = await model.fuse(textEnc, imageEnc); // the batch-1 image is paired with every text
     scores.push(...matchScores(out["itm.logits"] as Tensor<Float32Array>, b0));
   }
-  return sortByScore(scores).map((s) => ({ ...s, text: texts[s.index] }));
+  return sortBy(scores, key).map((s) => ({ ...s, text: texts[s.index] }));
 }
 
 /** Scores every image against one text, best match first. */
@@ -48,6 +55,7 @@ export async function rankImages(
   model: BridgeTowerForImageAndTextRetrieval, processor: BridgeTowerProcessor, images: ImageInput[], text: string, options: RankOptions = {},
 ): Promise<MatchScore[]> {
   if (images.length === 0) throw new InputError("images", "no images to rank");
+  const key = sortKey(options.sortBy);
   const { inputIds, attentionMask } = await processor.call({ text });
   const textEnc = await model.encodeText(inputIds!, attentionMask);
   const scores: MatchScore[] = [];
@@ -57,7 +65,7 @@ export async function rankImages(
     const out = await model.fuse(textEnc, imageEnc); // the batch-1 text is paired with every image
     scores.push(...matchScores(out["itm.logits"] as Tensor<Float32Array>, b0));
   }
-  return sortByScore(scores);
+  return sortBy(scores, key);
 }
 
 function* chunks(n: number, size = 4): Generator<[number, number]> {
@@ -77,6 +85,12 @@ export function softmax2(a: number, b: number): number {
   return 1 / (1 + Math.exp(a - b));
 }
 
-function sortByScore<T extends MatchScore>(s: T[]): T[] {
-  return [...s].sort((x, y) => y.score - x.score || x.index - y.index);
+/** Checked before any model work, so a bad value fails fast. */
+function sortKey(by: SortBy = "probability"): (s: MatchScore) => number {
+  if (!SORT_BY.includes(by)) throw new InputError("sortBy", `must be ${SORT_BY.join(" or ")}, got ${JSON.stringify(by)}`);
+  return by === "logit" ? (s) => s.logits[1] : (s) => s.score;
+}
+
+function sortBy<T extends MatchScore>(s: T[], key: (s: MatchScore) => number): T[] {
+  return [...s].sort((x, y) => key(y) - key(x) || x.index - y.index);
 }
