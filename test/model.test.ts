@@ -8,6 +8,7 @@ import {
 } from "../src/model/bridgetower.js";
 import type { Tensor } from "../src/model/tensor.js";
 import { fixture, fixturesDir, readAll } from "./helpers/fixtures.js";
+import { assertClose } from "./helpers/parity.js";
 
 const cases = readdirSync(fixturesDir).filter((d) => existsSync(fixture(d, "config.json")) && existsSync(fixture(d, "inputs.safetensors")));
 const runnable = cases.filter((d) => existsSync(fixture(d, "expected.safetensors")));
@@ -16,25 +17,6 @@ const refused = cases.filter((d) => !existsSync(fixture(d, "expected.safetensors
 function failingClasses(name: string): Set<string> {
   const p = fixture(name, "expected_error.json");
   return new Set(existsSync(p) ? Object.keys(JSON.parse(readFileSync(p, "utf8")).errors ?? {}) : []);
-}
-
-/**
- * The bar of the issue: 1e-5 on hidden states and features, 1e-4 on logits and losses, absolute, or relative
- * to the value where it is larger than 1 (large activations carry float32 rounding proportional to their size).
- */
-function tolerance(name: string): number {
-  return /logits|loss|embeds|logit_scale/.test(name) ? 1e-4 : 1e-5;
-}
-
-function assertClose(name: string, got: Tensor, want: Tensor): void {
-  assert.deepEqual([...got.dims], [...want.dims], `${name}: shape`);
-  const tol = tolerance(name);
-  for (let i = 0; i < want.data.length; i++) {
-    const w = Number(want.data[i]);
-    const g = Number(got.data[i]);
-    const err = Math.abs(g - w);
-    if (!(err <= tol * Math.max(1, Math.abs(w)))) assert.fail(`${name}[${i}]: got ${g}, want ${w} (|diff| ${err} > ${tol})`);
-  }
 }
 
 type Loader = { fromPretrained(dir: string, o?: object): Promise<BridgeTowerPreTrainedModel>; name: string };
@@ -82,7 +64,7 @@ describe("model parity with the transformers fixtures", () => {
         }
       }
       // Every expected output (except the labels, which are inputs) was produced and compared.
-      const unchecked = [...expected.keys()].filter((k) => !checked.has(k) && !k.endsWith(".labels") && k !== "itc.logit_scale");
+      const unchecked = [...expected.keys()].filter((k) => !checked.has(k) && !k.endsWith(".labels"));
       assert.deepEqual(unchecked, [], `${name}: expected outputs never compared`);
     });
   }

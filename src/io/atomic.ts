@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 
 /**
@@ -5,8 +6,8 @@ import { open, rename, unlink, type FileHandle } from "node:fs/promises";
  * a failure (or a crash) never leaves a partial file under `path`.
  */
 export async function writeAtomically(path: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await open(tmp, "wx");
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
+  const fh = await open(tmp, "wx+"); // readable too: cache files checksum what they wrote
   try {
     await fill(fh);
     await fh.sync();

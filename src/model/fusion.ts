@@ -60,38 +60,46 @@ export interface FusionOutputs {
 export type LastLayer = "full" | "first" | "none";
 
 /**
- * The bridge of `BridgeTowerModel.forward` from the first cross-modal layer on. `textIn[k]` / `imageIn[k]` are
+ * The bridge of `BridgeTowerModel.forward`, cross-modal layers `from` to the last. `textIn[k]` / `imageIn[k]` are
  * the uni-modal outputs feeding cross layer k, already through `cross_modal_*_transform` + token type.
  * `imageIn[0]` may keep the image encoding's own batch (1 when one image is scored against many texts): the
  * first layer's image self-attention and the text stream's keys/values over the image then run once, not per pair.
+ * With `from > 0`, `before` holds the outputs of layer `from - 1` (per pair); `to` stops early (the shared trunk).
  */
 export function fusion(
   w: Weights, c: BridgeTowerConfig, textIn: Seq[], imageIn: Seq[], textMask: Value, last: { text: LastLayer; image: LastLayer },
+  range: { from?: number; to?: number; before?: { text: Value; image: Value } } = {},
 ): FusionOutputs {
   const g = w.g;
   const H = c.hiddenSize;
   const eps = c.layerNormEps;
   const X = c.numHiddenLayers;
-  // Layer 0: LayerNorm only, no link tower.
-  let t = withRows(textIn[0], layerNorm(w.at("cross_modal_text_layernorm"), textIn[0].rows, H, eps));
-  let i = withRows(imageIn[0], layerNorm(w.at("cross_modal_image_layernorm"), imageIn[0].rows, H, eps));
-  const crossText: Value[] = [];
-  const crossImage: Value[] = [];
-  const isShort = shortCaption(w, c.textConfig, textIn[0]);
+  const from = range.from ?? 0;
+  const to = range.to ?? X;
+  const crossText: Value[] = Array(X).fill("");
+  const crossImage: Value[] = Array(X).fill("");
+  if (range.before) [crossText[from - 1], crossImage[from - 1]] = [range.before.text, range.before.image];
+  let t = textIn[from];
+  let i = imageIn[from];
+  const isShort = shortCaption(w, c.textConfig, t);
   const short = (side: ShortCaption["side"]) => (isShort ? { side, cond: isShort } : undefined);
-  for (let k = 0; k < X; k++) {
-    if (k > 0) {
+  for (let k = from; k < to; k++) {
+    if (k === 0) {
+      // Layer 0: LayerNorm only, no link tower.
+      t = withRows(textIn[0], layerNorm(w.at("cross_modal_text_layernorm"), textIn[0].rows, H, eps));
+      i = withRows(imageIn[0], layerNorm(w.at("cross_modal_image_layernorm"), imageIn[0].rows, H, eps));
+    } else {
       // Both streams at depth k read the same (t, i) pair.
       t = withRows(t, linkTower(w.at("cross_modal_text_link_tower", k - 1), c, textIn[k].rows, crossText[k - 1]));
       i = withRows(i, linkTower(w.at("cross_modal_image_link_tower", k - 1), c, imageIn[k].rows, crossImage[k - 1]));
     }
     const mode = (m: LastLayer) => (k < X - 1 ? "full" : m);
     // The image self-mask and the text cross-mask over image tokens are all zeros upstream: omitted.
-    crossText.push(crossLayerRows(w.at("cross_modal_text_layers", k), c, t, i, mode(last.text), textMask, undefined, short("queries")));
-    crossImage.push(crossLayerRows(w.at("cross_modal_image_layers", k), c, i, t, mode(last.image), undefined, textMask, short("keys")));
+    crossText[k] = crossLayerRows(w.at("cross_modal_text_layers", k), c, t, i, mode(last.text), textMask, undefined, short("queries"));
+    crossImage[k] = crossLayerRows(w.at("cross_modal_image_layers", k), c, i, t, mode(last.image), undefined, textMask, short("keys"));
     i = { ...i, batch: t.batch }; // after layer 0 both streams are per pair
   }
-  if (last.text === "none" || last.image === "none") return { crossText, crossImage };
+  if (to < X || last.text === "none" || last.image === "none") return { crossText, crossImage };
   // The poolers read the first token: rows of the last layer, or the whole last layer when it is full.
   const cls = (s: Seq, v: Value, m: LastLayer) => (m === "first" ? v : firstToken(g, withRows(s, v)));
   const textPool = pooler(w.at("cross_modal_text_pooler"), cls(t, crossText[X - 1], last.text), H);

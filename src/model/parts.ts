@@ -77,33 +77,71 @@ export function buildVisionPart(store: WeightStore, c: BridgeTowerConfig, hidden
   return g;
 }
 
+/** The cross-modal layers before the last, shared by every head: `cross.{text,image}.k` for k < X - 1. */
+const trunkDepth = (c: BridgeTowerConfig) => c.numHiddenLayers - 1;
+export const crossText = (k: number) => `cross.text.${k}`;
+export const crossImage = (k: number) => `cross.image.${k}`;
+
 /**
- * Fusion + head: bridge inputs and attention_mask → features, pooler_output and the head's outputs.
- * A text or image encoding of batch 1 is broadcast against the other's batch (one image, many texts and
- * the other way round) inside the graph, so callers never copy encodings.
+ * The graph inputs of cross layers `from`..`to - 1`, broadcast to the pair batch. A text or image encoding of
+ * batch 1 is paired with every item of the other (one image, many texts and the other way round) inside the
+ * graph, so callers never copy encodings; from layer 1 on, the previous layer's outputs set the pair batch.
  */
-export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: Head, hiddenStates = false): Graph {
-  const g = new Graph(`bridgetower_fusion_${head}`);
+function fusionInputs(g: Graph, c: BridgeTowerConfig, from: number, to: number) {
   const H = c.hiddenSize;
   const N = numImageTokens(c.visionConfig);
   const textMask = g.input("attention_mask", "int64", ["text_batch", "text_len"]);
-  const image0 = g.input(imageBridge(0), "float", ["image_batch", N, H]);
-  // Expand broadcasts both ways: [Bt, ...] against [Bi, 1, ...] gives [max(Bt, Bi), ...] when one of them is 1.
+  const image0 = g.input(imageBridge(from), "float", ["image_batch", N, H]);
+  // Expand broadcasts both ways: [Bt, ...] against [B, 1, ...] gives [max(Bt, B), ...] when one of them is 1.
+  const expand = (x: Value, batch: Value, rank: number) => g.op("Expand", [x, g.op("Concat", [batch, g.ints(Array(rank - 1).fill(1))], { axis: 0 })]);
+  const before = from === 0 ? undefined : {
+    text: g.input(crossText(from - 1), "float", ["batch", "text_len", H]),
+    image: g.input(crossImage(from - 1), "float", ["batch", N, H]),
+  };
   const imageBatch = dim(g, image0, 0);
-  const textBatch = dim(g, textMask, 0);
-  const expand = (x: Value, other: Value, rank: number) => g.op("Expand", [x, g.op("Concat", [other, g.ints(Array(rank - 1).fill(1))], { axis: 0 })]);
-  const mask = expand(textMask, imageBatch, 2);
+  const pairBatch = before ? dim(g, before.text, 0) : imageBatch;
+  const mask = expand(textMask, pairBatch, 2);
   const tSeq: Seq = { rows: "", batch: dim(g, mask, 0), len: dim(g, mask, 1), hidden: H };
   const iSeq: Seq = { ...tSeq, len: g.ints([N]) };
   const textIn: Seq[] = [];
   const imageIn: Seq[] = [];
-  for (let k = 0; k < c.numHiddenLayers; k++) {
-    const t = expand(g.input(textBridge(k), "float", ["text_batch", "text_len", H]), imageBatch, 3);
-    textIn.push({ ...tSeq, rows: g.op("Reshape", [t, g.ints([-1, H])]) });
-    // The first image input keeps its own batch (see fusion); the others are per pair.
-    const i = k === 0 ? image0 : expand(g.input(imageBridge(k), "float", ["image_batch", N, H]), textBatch, 3);
-    imageIn.push({ ...iSeq, batch: k === 0 ? imageBatch : iSeq.batch, rows: g.op("Reshape", [i, g.ints([-1, H])]) });
+  const rows = (x: Value) => g.op("Reshape", [x, g.ints([-1, H])]);
+  for (let k = from; k < to; k++) {
+    textIn[k] = { ...tSeq, rows: rows(expand(g.input(textBridge(k), "float", ["text_batch", "text_len", H]), tSeq.batch, 3)) };
+    // Layer 0's image input keeps its own batch (see fusion); the others are per pair.
+    const i = k === 0 ? image0 : expand(k === from ? image0 : g.input(imageBridge(k), "float", ["image_batch", N, H]), tSeq.batch, 3);
+    imageIn[k] = { ...iSeq, batch: k === 0 ? imageBatch : iSeq.batch, rows: rows(i) };
   }
+  const beforeRows = before && { text: rows(before.text), image: rows(before.image) };
+  return { mask, tSeq, iSeq, textIn, imageIn, before: beforeRows };
+}
+
+/** The shared trunk: bridge inputs of layers 0..X-2 and attention_mask → `cross.{text,image}.{X-2}` (all k with hidden states). */
+export function buildTrunkPart(store: WeightStore, c: BridgeTowerConfig, hiddenStates = false): Graph {
+  const g = new Graph("bridgetower_cross_trunk");
+  const D = trunkDepth(c);
+  const { mask, tSeq, iSeq, textIn, imageIn } = fusionInputs(g, c, 0, D);
+  const out = fusion(new Weights(g, store, "bridgetower"), c, textIn, imageIn, extendedAttentionMask(g, mask), { text: "full", image: "full" }, { to: D });
+  for (let k = hiddenStates ? 0 : D - 1; k < D; k++) {
+    g.output(toBatchMajor(g, tSeq, out.crossText[k]), crossText(k), "float", ["batch", "text_len", c.hiddenSize]);
+    g.output(toBatchMajor(g, iSeq, out.crossImage[k]), crossImage(k), "float", ["batch", numImageTokens(c.visionConfig), c.hiddenSize]);
+  }
+  return g;
+}
+
+/** Whether the model has a trunk part (one cross layer only: the head part does it all). */
+export const hasTrunk = (c: BridgeTowerConfig) => trunkDepth(c) > 0;
+
+/**
+ * The last cross-modal layer, the poolers and one head: features, pooler_output and the head's outputs. Each
+ * head computes only the rows of the last layer it reads, so heads have parts of their own after the trunk.
+ */
+export function buildHeadPart(store: WeightStore, c: BridgeTowerConfig, head: Head, hiddenStates = false): Graph {
+  const g = new Graph(`bridgetower_head_${head}`);
+  const H = c.hiddenSize;
+  const N = numImageTokens(c.visionConfig);
+  const X = c.numHiddenLayers;
+  const { mask, tSeq, iSeq, textIn, imageIn, before } = fusionInputs(g, c, X - 1, X);
   const root = new Weights(g, store);
   const w = root.at("bridgetower");
   // Features of every token only where they are returned or read: the heads need less of the last layer.
@@ -111,16 +149,14 @@ export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: 
   const last: { text: LastLayer; image: LastLayer } = full
     ? { text: "full", image: "full" }
     : head === "mlm" ? { text: "full", image: "none" } : { text: "first", image: "first" };
-  const out = fusion(w, c, textIn, imageIn, extendedAttentionMask(g, mask), last);
-  const X = c.numHiddenLayers;
+  const out = fusion(w, c, textIn, imageIn, extendedAttentionMask(g, mask), last, { from: X - 1, before });
   if (last.text === "full") g.output(toBatchMajor(g, tSeq, out.crossText[X - 1]), "text_features", "float", ["batch", "text_len", H]);
   if (last.image === "full") g.output(toBatchMajor(g, iSeq, out.crossImage[X - 1]), "image_features", "float", ["batch", N, H]);
   if (out.poolerOutput) g.output(out.poolerOutput, "pooler_output", "float", ["batch", 2 * H]);
-  if (hiddenStates)
-    for (let k = 0; k < X; k++) {
-      g.output(toBatchMajor(g, tSeq, out.crossText[k]), `cross.text.${k}`, "float");
-      g.output(toBatchMajor(g, iSeq, out.crossImage[k]), `cross.image.${k}`, "float");
-    }
+  if (hiddenStates) {
+    g.output(toBatchMajor(g, tSeq, out.crossText[X - 1]), crossText(X - 1), "float");
+    g.output(toBatchMajor(g, iSeq, out.crossImage[X - 1]), crossImage(X - 1), "float");
+  }
   if (head === "itm") g.output(itmHead(root.at("itm_score"), c, out.poolerOutput!), "itm.logits", "float", ["batch", 2]);
   if (head === "mlm") {
     const V = c.textConfig.vocabSize;
@@ -129,7 +165,7 @@ export function buildFusionPart(store: WeightStore, c: BridgeTowerConfig, head: 
   }
   if (head === "itc") {
     const lastImage = imageIn[X - 1];
-    buildContrastive(g, root, c, out.poolerOutput!, { ...tSeq, len: lastImage.len, rows: broadcastRows(g, lastImage, tSeq) }, imageBatch);
+    buildContrastive(g, root, c, out.poolerOutput!, { ...tSeq, len: lastImage.len, rows: broadcastRows(g, lastImage, tSeq) });
   }
   return g;
 }
@@ -155,11 +191,11 @@ export function buildContrastiveImageHead(store: WeightStore, c: BridgeTowerConf
 }
 
 /** `BridgeTowerForContrastiveLearning`'s embeddings, their stack and the similarity matrices. */
-function buildContrastive(g: Graph, root: Weights, c: BridgeTowerConfig, pooler: Value, lastImage: Seq, imageBatch: Value): void {
+function buildContrastive(g: Graph, root: Weights, c: BridgeTowerConfig, pooler: Value, lastImage: Seq): void {
   const H = c.hiddenSize;
   const C = c.contrastiveHiddenSize!;
   const cls = g.input(TEXT_CLS, "float", ["text_batch", c.textConfig.hiddenSize]);
-  const textCls = g.op("Expand", [cls, g.op("Concat", [imageBatch, g.ints([1])], { axis: 0 })]);
+  const textCls = g.op("Expand", [cls, g.op("Concat", [lastImage.batch, g.ints([1])], { axis: 0 })]);
   const t = contrastiveHead(root.at("itc_text_head"), textCls, c.textConfig.hiddenSize, C);
   const i = contrastiveHead(root.at("itc_image_head"), firstToken(g, lastImage), H, C);
   const x = contrastiveHead(root.at("itc_cross_modal_head"), pooler, 2 * H, C);
@@ -181,7 +217,8 @@ export function parameterShapes(config: BridgeTowerConfig, heads: Head[]): Map<s
   const store = new WeightStore([]);
   buildTextPart(store, config);
   buildVisionPart(store, config);
-  for (const h of heads) buildFusionPart(store, config, h);
+  if (hasTrunk(config)) buildTrunkPart(store, config);
+  for (const h of heads) buildHeadPart(store, config, h);
   const H = config.textConfig.hiddenSize;
   store.requested.set("bridgetower.text_model.pooler.dense.weight", [H, H]);
   store.requested.set("bridgetower.text_model.pooler.dense.bias", [H]);

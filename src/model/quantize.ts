@@ -1,15 +1,18 @@
 /**
  * int8 mode: the weights rewritten once into a cache file that onnxruntime reads as external data. Linear
  * weights are quantized per output channel (symmetric int8, transposed to `[in, out]` as DynamicQuantizeMatMul
- * wants them); every other parameter is stored as float32. The file is keyed by the checkpoint and the plan, so
- * it is written on first load only, tensor by tensor (memory stays at the largest tensor), and atomically.
+ * wants them); every other parameter is stored as float32. The file is written on first load only, tensor by
+ * tensor (memory stays at the largest tensor), and atomically; it ends with a trailer (cache-file.ts) holding its
+ * key and block checksums, checked each time it is opened, so a damaged or stale file is rebuilt, never used.
  */
 import { createHash } from "node:crypto";
-import { mkdir, stat } from "node:fs/promises";
-import { writeAll, writeAtomically } from "../io/atomic.js";
+import { mkdir } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { writeAll } from "../io/atomic.js";
+import { checkCacheFile, writeCacheFile } from "../io/cache-file.js";
 import type { ExternalRef } from "../onnx/graph.js";
+import { runtimeVersion } from "../runtime/session.js";
 
 interface PlanEntry {
   key: string;
@@ -25,7 +28,7 @@ interface PlanEntry {
 export type ReadFloat32 = (name: string) => Promise<Float32Array>;
 
 const ALIGN = 64;
-const FORMAT = "bridgetower-int8-v1";
+const FORMAT = "bridgetower-int8-v2";
 
 export function defaultCacheRoot(): string {
   return process.env.BRIDGETOWER_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "bridgetower");
@@ -68,15 +71,21 @@ export class Int8WeightFile {
     return { q, scale };
   }
 
-  /** Writes the file unless an identical one exists; returns its folder. */
-  async write(read: ReadFloat32, onProgress?: (done: number, total: number) => void): Promise<string> {
+  /**
+   * Checks the file and writes it when it is missing, damaged or stale (warning with the reason); returns its
+   * folder. `checkpointId` names the checkpoint's bytes; the key adds the format, plan and onnxruntime version.
+   */
+  async write(read: ReadFloat32, onProgress?: (done: number, total: number) => void, onWarning?: (m: string) => void): Promise<string> {
     this.frozen = true;
-    const hash = createHash("sha256").update(FORMAT).update(this.checkpointId).update(JSON.stringify(this.plan)).digest("hex").slice(0, 24);
+    const key = JSON.stringify({ format: FORMAT, checkpoint: this.checkpointId, onnxruntime: runtimeVersion(), plan: this.plan });
+    const hash = createHash("sha256").update(key).digest("hex").slice(0, 24);
     this.dir = join(this.cacheRoot, "int8", hash);
     const path = join(this.dir, Int8WeightFile.FILE);
-    if ((await stat(path).catch(() => undefined))?.size === this.size) return this.dir;
+    const problem = await checkCacheFile(path, key, this.size);
+    if (problem === undefined) return this.dir;
+    if (problem !== "missing") onWarning?.(`${path}: ${problem}; rebuilding it`);
     await mkdir(this.dir, { recursive: true });
-    await writeAtomically(path, async (fh) => {
+    await writeCacheFile(path, key, this.size, async (fh) => {
       const scales = new Map<string, Float32Array>();
       for (const e of this.plan) {
         let bytes: Uint8Array;
@@ -91,7 +100,6 @@ export class Int8WeightFile {
         await writeAll(fh, bytes, e.offset);
         onProgress?.(e.offset + e.length, this.size);
       }
-      await fh.truncate(this.size);
     });
     return this.dir;
   }

@@ -1,5 +1,6 @@
 import { dirname, relative, sep } from "node:path";
-import { realpathSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
 import { CheckpointFormatError, UnsupportedCheckpointError } from "../errors.js";
 import { bytesToFloat32, type TensorEntry, type TensorSource } from "../io/tensors.js";
 import { ELEM_OF_DTYPE, type Graph, type Value } from "../onnx/graph.js";
@@ -49,13 +50,12 @@ export class WeightStore {
 
   /** Switches to int8 mode: graphs built from now on read the int8 file written by `writeInt8`. */
   enableInt8(cacheRoot: string): void {
-    const id = this.sources.map((s) => { const st = statSync(s.path); return `${realpathSync(s.path)}:${st.size}:${st.mtimeMs}`; }).join("|");
-    this.int8 = new Int8WeightFile(cacheRoot, id);
+    this.int8 = new Int8WeightFile(cacheRoot, this.sources.map(fileIdentity).join("|"));
   }
 
   /** Writes (or finds) the int8 file for everything the graphs built so far asked for. */
-  async writeInt8(onProgress?: (done: number, total: number) => void): Promise<void> {
-    await this.int8!.write((name) => this.readFloat32(name), onProgress);
+  async writeInt8(onProgress?: (done: number, total: number) => void, onWarning?: (m: string) => void): Promise<void> {
+    await this.int8!.write((name) => this.readFloat32(name), onProgress, onWarning);
   }
 
   /** A linear weight `[outF, inF]` quantized to int8 `[inF, outF]` with per-output-channel scales (int8 mode). */
@@ -129,6 +129,28 @@ export class WeightStore {
 
   async close(): Promise<void> {
     await Promise.all(this.sources.map((s) => s.close()));
+  }
+}
+
+/**
+ * What a derived cache file is keyed by: the weight file's path, size, mtime and a hash of its first and last
+ * 64 KiB (the safetensors header, or a zip's central directory), so a file replaced in place is noticed.
+ */
+function fileIdentity(s: TensorSource): string {
+  const path = realpathSync(s.path);
+  const { size, mtimeMs } = statSync(path);
+  const fd = openSync(path, "r");
+  try {
+    const h = createHash("sha256");
+    const n = Math.min(size, 65536);
+    for (const at of new Set([0, Math.max(0, size - n)])) {
+      const buf = Buffer.alloc(n);
+      readSync(fd, buf, 0, n, at);
+      h.update(buf);
+    }
+    return `${path}:${size}:${mtimeMs}:${h.digest("hex").slice(0, 32)}`;
+  } finally {
+    closeSync(fd);
   }
 }
 

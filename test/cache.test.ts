@@ -1,0 +1,95 @@
+/**
+ * The int8 weight cache never changes a result: a file damaged in place (flipped bytes, same size), truncated,
+ * emptied, or made for another checkpoint is detected when opened, reported once and rebuilt, and the run gives
+ * exactly the numbers of a fresh build. Two loads building the same file at once both succeed.
+ */
+import assert from "node:assert/strict";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { BridgeTowerForImageAndTextRetrieval } from "../src/index.js";
+import type { Tensor } from "../src/model/tensor.js";
+import { fixture, readAll } from "./helpers/fixtures.js";
+
+const root = mkdtempSync(join(tmpdir(), "bt-cache-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+async function logits(model: string, cache: string, warnings: string[] = []): Promise<Float32Array> {
+  const inputs = await readAll(fixture(model, "inputs.safetensors"));
+  const m = await BridgeTowerForImageAndTextRetrieval.fromPretrained(fixture(model), {
+    dtype: "int8", int8CacheDir: cache, onWarning: (w) => warnings.push(w), onProgress: () => {},
+  });
+  try {
+    const out = await m.run({ inputIds: inputs.get("input_ids") as Tensor<BigInt64Array>, attentionMask: inputs.get("attention_mask") as Tensor<BigInt64Array>, pixelValues: inputs.get("pixel_values") as Tensor<Float32Array> });
+    return out["itm.logits"].data as Float32Array;
+  } finally {
+    await m.dispose();
+  }
+}
+
+/** Every file under `dir`, recursively. */
+function files(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath ?? e.path, e.name));
+}
+
+const damages: Record<string, (path: string) => void> = {
+  "one byte flipped in every 4 KiB (same size)": (p) => {
+    const b = readFileSync(p);
+    for (let i = 100; i < b.length; i += 4096) b[i] ^= 0x5a;
+    writeFileSync(p, b);
+  },
+  "one data byte flipped in the middle": (p) => {
+    const b = readFileSync(p);
+    b[Math.floor(b.length / 2)] ^= 1;
+    writeFileSync(p, b);
+  },
+  truncated: (p) => truncateSync(p, Math.floor(statSync(p).size * 0.7)),
+  emptied: (p) => truncateSync(p, 0),
+};
+
+describe("int8 cache integrity", () => {
+  const model = "tiny-default";
+  const cache = join(root, "main");
+  let fresh: Float32Array;
+  let path: string;
+
+  it("a fresh build, then a reuse without warnings", async () => {
+    fresh = await logits(model, cache);
+    [path] = files(cache);
+    assert.match(path, /weights-int8\.bin$/);
+    const warnings: string[] = [];
+    assert.deepEqual(await logits(model, cache, warnings), fresh);
+    assert.deepEqual(warnings, []);
+  });
+
+  for (const [what, damage] of Object.entries(damages))
+    it(`${what}: detected, rebuilt, same numbers`, async () => {
+      const before = readFileSync(path);
+      damage(path);
+      const warnings: string[] = [];
+      assert.deepEqual(await logits(model, cache, warnings), fresh);
+      assert.equal(warnings.length, 1, warnings.join("\n"));
+      assert.match(warnings[0], /rebuilding it/);
+      assert.deepEqual(readFileSync(path), before, "rebuilt byte for byte");
+      assert.deepEqual(files(cache), [path], "no temporary files left");
+    });
+
+  it("a file made for another checkpoint at the same path (stale key) is rebuilt", async () => {
+    const other = join(root, "other");
+    await logits("tiny-itc", other);
+    const [otherPath] = files(other);
+    copyFileSync(otherPath, path);
+    const warnings: string[] = [];
+    assert.deepEqual(await logits(model, cache, warnings), fresh);
+    assert.match(warnings.join("\n"), /stale key/);
+  });
+
+  it("two loads building the same file at once both succeed with the same numbers", async () => {
+    const both = join(root, "both");
+    const [a, b] = await Promise.all([logits(model, both), logits(model, both)]);
+    assert.deepEqual(a, fresh);
+    assert.deepEqual(b, fresh);
+    assert.equal(files(both).length, 1);
+  });
+});
