@@ -5,7 +5,10 @@
  * three ITM graphs; create_s / create_prepacked_s: onnxruntime session creation as we do it (weights file-backed) and
  * with onnxruntime's default weight prepacking; int8_verify_s: checking the full-size int8 cache file's checksums.
  */
-const t0 = performance.now();
+import ort from "onnxruntime-node";
+
+// Measured from process start: the static import above (onnxruntime's native module) counts as import time too.
+const t0 = 0;
 const { openCheckpoint } = await import("../src/io/checkpoint.js");
 const { checkCacheFile } = await import("../src/io/cache-file.js");
 const { WeightStore } = await import("../src/model/weights.js");
@@ -15,7 +18,6 @@ const { createSession } = await import("../src/runtime/session.js");
 await import("../dist/index.js"); // the rest of the package, as a user's import loads it
 const { readdirSync } = await import("node:fs");
 const { join } = await import("node:path");
-const ort = (await import("onnxruntime-node")).default;
 const [dir, int8Cache] = process.argv.slice(2);
 const s = (a: number, b: number) => (b - a) / 1000;
 

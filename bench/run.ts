@@ -107,17 +107,18 @@ log("bench: int8 (the cache file is built first, untimed)");
 await promisify(execFile)(join(root, "bin", "bridgetower"), [...cliArgs, "--dtype", "int8"], { cwd: root });
 const int8 = await measure("itm", "int8", false, 1).catch((e) => (log(`bench: int8 failed: ${e.message}`), null));
 log("bench: where load time goes");
-const breakdown = await once("load.ts", [LARGE_DIR, process.env.BRIDGETOWER_CACHE]);
+const failed = (what: string) => (e: Error) => (log(`bench: ${what} failed: ${e.message}`), null);
+const breakdown = await once("load.ts", [LARGE_DIR, process.env.BRIDGETOWER_CACHE]).catch(failed("load breakdown"));
 log("bench: one-shot CLI itm");
-const cliWall = await wall(join(root, "bin", "bridgetower"), cliArgs);
+const cliWall = await wall(join(root, "bin", "bridgetower"), cliArgs).catch(failed("CLI itm"));
 log("bench: ITM + MLM + ITC from one loaded checkpoint");
 await ensureLargeModel((m) => log(`bench: ${m}`), true);
-const multi = await once("multihead.ts", [LARGE_ITC_DIR, join(shared, "fixtures", "image-processor", "images")]);
+const multi = await once("multihead.ts", [LARGE_ITC_DIR, join(shared, "fixtures", "image-processor", "images")]).catch(failed("multi-head"));
 const r = {
   load_s: itm.load_s,
   cli_itm_wall_s: cliWall,
-  multihead_load_s: multi.load_s,
-  multihead_peak_rss_bytes: multi.peak_rss_bytes,
+  multihead_load_s: multi?.load_s ?? null,
+  multihead_peak_rss_bytes: multi?.peak_rss_bytes ?? null,
   load_breakdown: breakdown,
   itm_pair_s: itm.pair_s,
   mlm_s: mlm.pair_s,
@@ -158,7 +159,7 @@ const table = [
   `| torch_itm_pair_s | ${s(r.torch_itm_pair_s)} | |`,
   `| torch_mlm_s | ${s(r.torch_mlm_s)} | |`,
 ].join("\n");
-const b = r.load_breakdown;
+const b = r.load_breakdown ?? {};
 const breakdownLine = `Load breakdown (fresh process, ITM parts): import ${s(b.import_s)}, checkpoint + graphs ${s(b.build_s)}, sessions ${s(b.create_s)} (with onnxruntime's weight prepacking: ${s(b.create_prepacked_s)}); int8 cache check ${s(b.int8_verify_s)} over ${gb(b.int8_file_bytes)}.`;
 const machine = `${r.cores} x ${r.cpu}, Node ${process.version}; fp32 weights ${gb(r.weight_bytes)}; median of ${repeats} runs after a warm-up (fp32 pairs: ${rounds} rounds of ${repeats}, each in fresh processes, alternating with PyTorch's)`;
 if (markdown) writeFileSync(markdown, `${table}\n\n${breakdownLine}\n\nMachine: ${machine}.\n`);

@@ -8,7 +8,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fixture, repoRoot } from "./helpers/fixtures.js";
+import { fixture, readAll, repoRoot } from "./helpers/fixtures.js";
+import { assertClose } from "./helpers/parity.js";
 
 const bin = join(repoRoot, "bin", "bridgetower");
 const tmp = mkdtempSync(join(tmpdir(), "bt-cli-"));
@@ -121,6 +122,18 @@ describe("CLI errors", () => {
 
   it("fill-mask without <mask>", () => {
     assertOneLineError(cli(["fill-mask", IMG, "a cat", "--model", E2E]), 2, /<mask>/);
+  });
+
+  it("forward --task itc writes every output of the fixtures, itc.logit_scale included", async () => {
+    const out = join(tmp, "itc.safetensors");
+    const r = cli(["forward", "--model", fixture("tiny-itc"), "--task", "itc", "--inputs", fixture("tiny-itc", "inputs.safetensors"), "--out", out]);
+    assert.equal(r.status, 0, r.stderr);
+    const got = await readAll(out);
+    const want = await readAll(fixture("tiny-itc", "expected.safetensors"));
+    const itcKeys = [...want.keys()].filter((k) => k.startsWith("itc.") && !k.endsWith(".labels"));
+    assert.ok(itcKeys.includes("itc.logit_scale"));
+    for (const k of itcKeys) assert.ok(got.has(k), `forward --task itc did not write ${k}`);
+    assertClose("itc.logit_scale", got.get("itc.logit_scale")!, want.get("itc.logit_scale")!);
   });
 
   it("forward with bad inputs leaves no output file", () => {
