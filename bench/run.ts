@@ -97,48 +97,64 @@ async function once(script: string, argv: string[]): Promise<Record<string, numb
 
 // Derived files (int8 weights) go to an ignored folder of the repository unless the caller chose a cache.
 process.env.BRIDGETOWER_CACHE ??= join(root, ".cache", "bench-cache");
+const only = args.includes("--only") ? new Set(args[args.indexOf("--only") + 1].split(",")) : undefined;
+const wanted = (section: string) => !only || only.has(section);
+const failed = (what: string) => (e: Error) => (log(`bench: ${what} failed: ${e.message}`), null);
 await ensureLargeModel((m) => log(`bench: ${m}`));
 const weightBytes = statSync(join(LARGE_DIR, "model.safetensors")).size;
-const itm = await measure("itm", "fp32", hasTorch, rounds);
-const mlm = await measure("mlm", "fp32", hasTorch, rounds);
 const image0 = join(shared, "fixtures", "e2e-fullvocab", "images", "chelsea.png");
 const cliArgs = ["itm", image0, "a cat sitting on a wooden floor", "--model", LARGE_DIR];
-log("bench: int8 (the cache file is built first, untimed)");
-await promisify(execFile)(join(root, "bin", "bridgetower"), [...cliArgs, "--dtype", "int8"], { cwd: root });
-const int8 = await measure("itm", "int8", false, 1).catch((e) => (log(`bench: int8 failed: ${e.message}`), null));
-log("bench: where load time goes");
-const failed = (what: string) => (e: Error) => (log(`bench: ${what} failed: ${e.message}`), null);
-const breakdown = await once("load.ts", [LARGE_DIR, process.env.BRIDGETOWER_CACHE]).catch(failed("load breakdown"));
-log("bench: one-shot CLI itm");
-const cliWall = await wall(join(root, "bin", "bridgetower"), cliArgs).catch(failed("CLI itm"));
-log("bench: ITM + MLM + ITC from one loaded checkpoint");
-await ensureLargeModel((m) => log(`bench: ${m}`), true);
-const multi = await once("multihead.ts", [LARGE_ITC_DIR, join(shared, "fixtures", "image-processor", "images")]).catch(failed("multi-head"));
-const r = {
-  load_s: itm.load_s,
-  cli_itm_wall_s: cliWall,
-  multihead_load_s: multi?.load_s ?? null,
-  multihead_peak_rss_bytes: multi?.peak_rss_bytes ?? null,
-  load_breakdown: breakdown,
-  itm_pair_s: itm.pair_s,
-  mlm_s: mlm.pair_s,
-  fill_mask_s: mlm.fill_mask_s,
-  rank10_texts_s: itm.rank10_texts_s,
-  rank10_images_s: itm.rank10_images_s,
-  peak_rss_bytes: Math.max(itm.peak_rss_bytes, mlm.peak_rss_bytes),
-  int8_load_s: int8?.load_s ?? null,
-  int8_itm_pair_s: int8?.pair_s ?? null,
-  int8_peak_rss_bytes: int8?.peak_rss_bytes ?? null,
-  torch_itm_pair_s: itm.torch_pair_s,
-  torch_mlm_s: mlm.torch_pair_s,
-  weight_bytes: weightBytes,
-  repeats,
-  rounds,
-  cpu: cpus()[0]?.model ?? "unknown",
-  cores: cpus().length,
-};
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- one bag of figures, read by name below
+let r: Record<string, any> = { weight_bytes: weightBytes, repeats, rounds, cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length };
+
+if (wanted("core")) {
+  const itm = await measure("itm", "fp32", hasTorch, rounds);
+  const mlm = await measure("mlm", "fp32", hasTorch, rounds);
+  log("bench: int8 (the cache file is built first, untimed)");
+  await promisify(execFile)(join(root, "bin", "bridgetower"), [...cliArgs, "--dtype", "int8"], { cwd: root });
+  const int8 = await measure("itm", "int8", false, 1).catch(failed("int8"));
+  r = {
+    ...r,
+    load_s: itm.load_s,
+    itm_pair_s: itm.pair_s,
+    mlm_s: mlm.pair_s,
+    fill_mask_s: mlm.fill_mask_s,
+    rank10_texts_s: itm.rank10_texts_s,
+    rank10_images_s: itm.rank10_images_s,
+    peak_rss_bytes: Math.max(itm.peak_rss_bytes, mlm.peak_rss_bytes),
+    int8_load_s: int8?.load_s ?? null,
+    int8_itm_pair_s: int8?.pair_s ?? null,
+    int8_peak_rss_bytes: int8?.peak_rss_bytes ?? null,
+    torch_itm_pair_s: itm.torch_pair_s,
+    torch_mlm_s: mlm.torch_pair_s,
+  };
+}
+if (wanted("load")) {
+  log("bench: where load time goes");
+  r.load_breakdown = await once("load.ts", [LARGE_DIR, process.env.BRIDGETOWER_CACHE]).catch(failed("load breakdown"));
+  log("bench: one-shot CLI itm");
+  r.cli_itm_wall_s = await wall(join(root, "bin", "bridgetower"), cliArgs).catch(failed("CLI itm"));
+}
+const images = join(shared, "fixtures", "image-processor", "images");
+// The capabilities on the checkpoint with all three heads, each script in a fresh process (bench/*.ts say what they time).
+const sections: [string, string, string[]][] = [
+  ["multihead", "multihead.ts", [LARGE_ITC_DIR, images]],
+  ["serve", "serve.ts", [LARGE_ITC_DIR]],
+  ["export", "export.ts", [LARGE_ITC_DIR]],
+  ["index", "index.ts", [LARGE_ITC_DIR]],
+  ["web", "web.ts", [LARGE_ITC_DIR]],
+];
+for (const [section, script, argv] of sections) {
+  if (!wanted(section)) continue;
+  await ensureLargeModel((m) => log(`bench: ${m}`), true);
+  log(`bench: ${section} (bench/${script})`);
+  const out = await once(script, argv).catch(failed(section));
+  if (section === "multihead") Object.assign(r, { multihead_load_s: out?.load_s ?? null, multihead_peak_rss_bytes: out?.peak_rss_bytes ?? null });
+  else Object.assign(r, out ?? {});
+}
 
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b ? (a / b).toFixed(2) : "n/a");
+const n = (x: number | null | undefined) => (x == null ? "n/a" : x.toFixed(x < 10 ? 3 : 1));
 const gb = (b: number | null) => (b == null ? "n/a" : `${(b / 2 ** 30).toFixed(2)} GiB`);
 const s = (x: number | null | undefined) => (x == null ? "n/a" : `${x.toFixed(2)} s`);
 const table = [
@@ -158,7 +174,19 @@ const table = [
   `| int8_peak_rss_bytes | ${gb(r.int8_peak_rss_bytes)} | <= 0.5 x weights (${ratio(r.int8_peak_rss_bytes, r.weight_bytes)} x) |`,
   `| torch_itm_pair_s | ${s(r.torch_itm_pair_s)} | |`,
   `| torch_mlm_s | ${s(r.torch_mlm_s)} | |`,
-].join("\n");
+  `| serve_text_embed_rps (64 concurrent clients) | ${n(r.serve_text_embed_rps)} | >= 4 x sequential (${ratio(r.serve_text_embed_rps, r.serve_text_embed_rps_sequential)} x) |`,
+  `| serve_text_embed_rps_sequential | ${n(r.serve_text_embed_rps_sequential)} | |`,
+  `| serve_itm_overhead (/v1/itm vs rankTexts) | ${n(r.serve_itm_overhead)} | <= 1.05 |`,
+  `| serve_peak_rss_bytes (all heads, under load) | ${gb(r.serve_peak_rss_bytes)} | <= 1.3 x weights (${ratio(r.serve_peak_rss_bytes, r.weight_bytes)} x) |`,
+  `| export_s / int8_export_s | ${s(r.export_s)} / ${s(r.int8_export_s)} | |`,
+  `| export_itm_pair_s (exported itm.onnx, fresh session) | ${s(r.export_itm_pair_s)} | <= 1.05 x library (${n(r.export_itm_ratio)} x) |`,
+  `| index_images_per_s / int8 | ${n(r.index_images_per_s)} / ${n(r.int8_index_images_per_s)} | >= 0.9 x 1 / embed_image_s |`,
+  `| index_rerun_s (1,000 unchanged images) | ${s(r.index_rerun_s)} | <= 3 s |`,
+  `| search_ms p50, 100,000 rows: exact / ANN | ${n(r.search_ms_exact)} / ${n(r.search_ms_ann)} | |`,
+  `| recall_at_10 (ANN vs exact) | ${n(r.recall_at_10)} | >= 0.95 |`,
+  `| web int8: first load / cached load / ITM pair | ${s(r.web_int8_first_load_s)} / ${s(r.web_int8_cached_load_s)} / ${s(r.web_int8_itm_pair_s)} | cached <= 10 s, pair <= 3 x Node int8 (${ratio(r.web_int8_itm_pair_s, r.int8_itm_pair_s)} x) |`,
+  `| web_peak_bytes (the tab) | ${gb(r.web_peak_bytes)} | within 4 GB wasm |`,
+].filter((row) => !/\| (n\/a|n\/a \/ n\/a|n\/a \/ n\/a \/ n\/a) \|/.test(row)).join("\n");
 const b = r.load_breakdown ?? {};
 const breakdownLine = `Load breakdown (fresh process, ITM parts): import ${s(b.import_s)}, checkpoint + graphs ${s(b.build_s)}, sessions ${s(b.create_s)} (with onnxruntime's weight prepacking: ${s(b.create_prepacked_s)}); int8 cache check ${s(b.int8_verify_s)} over ${gb(b.int8_file_bytes)}.`;
 const machine = `${r.cores} x ${r.cpu}, Node ${process.version}; fp32 weights ${gb(r.weight_bytes)}; median of ${repeats} runs after a warm-up (fp32 pairs: ${rounds} rounds of ${repeats}, each in fresh processes, alternating with PyTorch's)`;

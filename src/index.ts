@@ -14,3 +14,5 @@ export {
 export { SafetensorsFile, writeSafetensors } from "./io/safetensors.js";
 export { hubFile, resolveModel, type HubOptions } from "./hub/index.js";
 export * from "./tasks/index.js";
+export { exportModel, type ExportOptions, type ExportResult, type ExportManifest, type ExportHead } from "./export/index.js";
+export * from "./collection/index.js";

@@ -1,22 +1,31 @@
 import { helpText, type CommandSpec } from "./args.js";
 import { reportError, EXIT } from "./errors.js";
 import { convert, convertSpec } from "./convert.js";
+import { exportCommand, exportSpec } from "./export.js";
 import { forward, forwardSpec } from "./forward.js";
 import { embedCommand, embedSpec, fillMaskCommand, fillMaskSpec, itm, itmSpec } from "./jobs.js";
+import { indexCommand, indexSpec } from "./index-command.js";
 import { preprocess, preprocessSpec } from "./preprocess.js";
+import { searchCommand, searchSpec } from "./search.js";
+import { serveCommand, serveSpec } from "./serve.js";
 
 interface Command {
   spec: CommandSpec;
-  run(argv: string[]): Promise<void>;
+  /** Resolves to the exit code, or nothing for 0. */
+  run(argv: string[]): Promise<void | number>;
 }
 
 const COMMANDS: Command[] = [
   { spec: itmSpec, run: itm },
   { spec: fillMaskSpec, run: fillMaskCommand },
   { spec: embedSpec, run: embedCommand },
+  { spec: indexSpec, run: indexCommand },
+  { spec: searchSpec, run: searchCommand },
+  { spec: serveSpec, run: serveCommand },
   { spec: preprocessSpec, run: preprocess },
   { spec: forwardSpec, run: forward },
   { spec: convertSpec, run: convert },
+  { spec: exportSpec, run: exportCommand },
 ];
 
 function usage(): string {
@@ -46,8 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    await cmd.run(rest);
-    return 0;
+    return (await cmd.run(rest)) ?? 0;
   } catch (e) {
     return reportError(e);
   }

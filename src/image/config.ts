@@ -2,8 +2,7 @@
  * BridgeTowerImageProcessor settings (transformers 4.39.3) and the parser for every
  * preprocessor_config.json shape found on the Hub.
  */
-import { readFile } from "node:fs/promises";
-import path from "node:path";
+import { join, readFile } from "../io/local-files.js";
 import { ConfigError } from "../errors.js";
 
 export interface ImageProcessorConfig {
@@ -146,7 +145,7 @@ export function checkImageProcessorConfig(c: ImageProcessorConfig, source = "<im
 
 /** Read `<dir>/preprocessor_config.json`; class defaults when the file does not exist. */
 export async function loadImageProcessorConfig(dir: string): Promise<ImageProcessorConfig> {
-  const file = path.join(dir, "preprocessor_config.json");
+  const file = join(dir, "preprocessor_config.json");
   let text: string;
   try {
     text = await readFile(file, "utf8");

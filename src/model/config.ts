@@ -1,5 +1,4 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, readFile } from "../io/local-files.js";
 import { ConfigError } from "../errors.js";
 
 /** `BridgeTowerTextConfig` (RoBERTa defaults). The cross-modal layers are built from this config too. */

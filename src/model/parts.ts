@@ -10,7 +10,7 @@ import { fusion, type LastLayer } from "./fusion.js";
 import { broadcastRows, extendedAttentionMask, firstToken, layerNorm, linear, toBatchMajor, type Seq } from "./nn.js";
 import { textEmbeddings, textLayer } from "./text.js";
 import { residualAttention, visionEmbeddings } from "./vision.js";
-import { Weights, WeightStore } from "./weights.js";
+import { ShapeRecorder, Weights, type ParameterStore } from "./params.js";
 
 export type Head = "none" | "itm" | "mlm" | "itc";
 
@@ -24,8 +24,8 @@ function dim(g: Graph, x: Value, i: number): Value {
 }
 
 /** Text tower: input_ids, attention_mask → `text_bridge.k` `[B, T, H]` for each cross layer k, and `text_cls`. */
-export function buildTextPart(store: WeightStore, c: BridgeTowerConfig, hiddenStates = false): Graph {
-  const g = new Graph("bridgetower_text");
+export function buildTextPart(store: ParameterStore, c: BridgeTowerConfig, hiddenStates = false, into?: Graph): Graph {
+  const g = into ?? new Graph("bridgetower_text");
   const tc = c.textConfig;
   const H = tc.hiddenSize;
   const ids = g.input("input_ids", "int64", ["batch", "text_len"]);
@@ -49,8 +49,8 @@ export function buildTextPart(store: WeightStore, c: BridgeTowerConfig, hiddenSt
 }
 
 /** Vision tower: pixel_values → `image_bridge.k` `[B, N, H]` for each cross layer k. */
-export function buildVisionPart(store: WeightStore, c: BridgeTowerConfig, hiddenStates = false): Graph {
-  const g = new Graph("bridgetower_vision");
+export function buildVisionPart(store: ParameterStore, c: BridgeTowerConfig, hiddenStates = false, into?: Graph): Graph {
+  const g = into ?? new Graph("bridgetower_vision");
   const vc = c.visionConfig;
   const H = vc.hiddenSize;
   const N = numImageTokens(vc);
@@ -117,8 +117,8 @@ function fusionInputs(g: Graph, c: BridgeTowerConfig, from: number, to: number) 
 }
 
 /** The shared trunk: bridge inputs of layers 0..X-2 and attention_mask → `cross.{text,image}.{X-2}` (all k with hidden states). */
-export function buildTrunkPart(store: WeightStore, c: BridgeTowerConfig, hiddenStates = false): Graph {
-  const g = new Graph("bridgetower_cross_trunk");
+export function buildTrunkPart(store: ParameterStore, c: BridgeTowerConfig, hiddenStates = false, into?: Graph): Graph {
+  const g = into ?? new Graph("bridgetower_cross_trunk");
   const D = trunkDepth(c);
   const { mask, tSeq, iSeq, textIn, imageIn } = fusionInputs(g, c, 0, D);
   const out = fusion(new Weights(g, store, "bridgetower"), c, textIn, imageIn, extendedAttentionMask(g, mask), { text: "full", image: "full" }, { to: D });
@@ -136,8 +136,8 @@ export const hasTrunk = (c: BridgeTowerConfig) => trunkDepth(c) > 0;
  * The last cross-modal layer, the poolers and one head: features, pooler_output and the head's outputs. Each
  * head computes only the rows of the last layer it reads, so heads have parts of their own after the trunk.
  */
-export function buildHeadPart(store: WeightStore, c: BridgeTowerConfig, head: Head, hiddenStates = false): Graph {
-  const g = new Graph(`bridgetower_head_${head}`);
+export function buildHeadPart(store: ParameterStore, c: BridgeTowerConfig, head: Head, hiddenStates = false, into?: Graph): Graph {
+  const g = into ?? new Graph(`bridgetower_head_${head}`);
   const H = c.hiddenSize;
   const N = numImageTokens(c.visionConfig);
   const X = c.numHiddenLayers;
@@ -171,7 +171,7 @@ export function buildHeadPart(store: WeightStore, c: BridgeTowerConfig, head: He
 }
 
 /** The contrastive text embedding alone, from the text tower's `text_cls`: `[B, C]`. */
-export function buildContrastiveTextHead(store: WeightStore, c: BridgeTowerConfig): Graph {
+export function buildContrastiveTextHead(store: ParameterStore, c: BridgeTowerConfig): Graph {
   const g = new Graph("bridgetower_itc_text");
   const Ht = c.textConfig.hiddenSize;
   const textCls = g.input(TEXT_CLS, "float", ["batch", Ht]);
@@ -180,7 +180,7 @@ export function buildContrastiveTextHead(store: WeightStore, c: BridgeTowerConfi
 }
 
 /** The contrastive image embedding alone, from the vision tower's last bridge output: `[B, C]`. */
-export function buildContrastiveImageHead(store: WeightStore, c: BridgeTowerConfig): Graph {
+export function buildContrastiveImageHead(store: ParameterStore, c: BridgeTowerConfig): Graph {
   const g = new Graph("bridgetower_itc_image");
   const H = c.hiddenSize;
   const N = numImageTokens(c.visionConfig);
@@ -214,7 +214,7 @@ function buildContrastive(g: Graph, root: Weights, c: BridgeTowerConfig, pooler:
 
 /** Every parameter (name → shape) a checkpoint with these heads holds, including upstream's unused text pooler. */
 export function parameterShapes(config: BridgeTowerConfig, heads: Head[]): Map<string, number[]> {
-  const store = new WeightStore([]);
+  const store = new ShapeRecorder();
   buildTextPart(store, config);
   buildVisionPart(store, config);
   if (hasTrunk(config)) buildTrunkPart(store, config);

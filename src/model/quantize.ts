@@ -13,6 +13,9 @@ import { writeAll } from "../io/atomic.js";
 import { checkCacheFile, writeCacheFile } from "../io/cache-file.js";
 import type { ExternalRef } from "../onnx/graph.js";
 import { runtimeVersion } from "../runtime/session.js";
+import { quantizeTransposed } from "./int8.js";
+
+export { quantizeTransposed } from "./int8.js";
 
 interface PlanEntry {
   key: string;
@@ -106,19 +109,3 @@ export class Int8WeightFile {
 }
 
 const u8 = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
-/** Symmetric per-row int8 of `w` `[outF, inF]`, written transposed `[inF, outF]`; scale = max|row| / 127. */
-export function quantizeTransposed(w: Float32Array, outF: number, inF: number): { q: Int8Array; scale: Float32Array } {
-  const q = new Int8Array(outF * inF);
-  const scale = new Float32Array(outF);
-  for (let n = 0; n < outF; n++) {
-    let max = 0;
-    const row = n * inF;
-    for (let k = 0; k < inF; k++) max = Math.max(max, Math.abs(w[row + k]));
-    const s = max > 0 ? max / 127 : 1;
-    scale[n] = s;
-    const inv = 1 / Math.fround(s);
-    for (let k = 0; k < inF; k++) q[k * outF + n] = Math.max(-127, Math.min(127, Math.round(w[row + k] * inv)));
-  }
-  return { q, scale };
-}

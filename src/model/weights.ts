@@ -5,20 +5,18 @@ import { CheckpointFormatError, UnsupportedCheckpointError } from "../errors.js"
 import { bytesToFloat32, type TensorEntry, type TensorSource } from "../io/tensors.js";
 import { ELEM_OF_DTYPE, type Graph, type Value } from "../onnx/graph.js";
 import { Int8WeightFile } from "./quantize.js";
+import { canonicalNames, type ParameterStore } from "./params.js";
 
-/** Backbone keys live under this prefix in head checkpoints (`base_model_prefix` in transformers). */
-export const BACKBONE_PREFIX = "bridgetower.";
-const HEAD_PREFIXES = ["itm_score.", "mlm_score.", "itc_text_head.", "itc_image_head.", "itc_cross_modal_head.", "logit_scale"];
+export { Weights } from "./params.js";
 
-/** Buffers that old pickles carry and `from_pretrained` ignores. */
-const IGNORED = [/(^|\.)position_ids$/, /(^|\.)token_type_ids$/];
+export { BACKBONE_PREFIX } from "./params.js";
 
 /**
  * All tensors of a checkpoint under canonical names (backbone under `bridgetower.`, heads without prefix,
  * as in head checkpoints; a bare `BridgeTowerModel` checkpoint gets the prefix added, like `from_pretrained`).
  * Records what the graphs asked for, to report missing keys (and to generate checkpoints).
  */
-export class WeightStore {
+export class WeightStore implements ParameterStore {
   readonly entries = new Map<string, TensorEntry & { source: TensorSource }>();
   /** The folder onnxruntime resolves external-data locations against. */
   private checkpointDir: string;
@@ -31,13 +29,7 @@ export class WeightStore {
 
   constructor(readonly sources: TensorSource[]) {
     const entries = sources.flatMap((s) => [...s.entries.values()].map((e) => ({ ...e, source: s })));
-    const hasPrefix = entries.some((e) => e.name.startsWith(BACKBONE_PREFIX));
-    for (const e of entries) {
-      if (IGNORED.some((r) => r.test(e.name))) continue;
-      const isHead = HEAD_PREFIXES.some((p) => e.name.startsWith(p));
-      const name = hasPrefix || isHead ? e.name : BACKBONE_PREFIX + e.name;
-      this.entries.set(name, e);
-    }
+    for (const [name, e] of canonicalNames(entries)) this.entries.set(name, e);
     // Checkpoint files may be symlinks (Hugging Face cache): onnxruntime needs the real folder.
     const dirs = new Set(sources.map((s) => dirname(realpathSync(s.path))));
     if (dirs.size > 1) throw new CheckpointFormatError(sources[0].path, "all weight files must be in one folder");
@@ -152,36 +144,4 @@ function fileIdentity(s: TensorSource): string {
   } finally {
     closeSync(fd);
   }
-}
-
-/**
- * A view of the store under a dotted prefix, like candle's `VarBuilder::pp`: model code asks for
- * `w.at("attention").at("self").get("query.weight", [H, H])` with Hugging Face's parameter names.
- */
-export class Weights {
-  constructor(readonly g: Graph, readonly store: WeightStore, readonly prefix = "") {}
-
-  /** The same parameters, for nodes of another graph (a branch of `Graph.ifElse`). */
-  on(g: Graph): Weights {
-    return new Weights(g, this.store, this.prefix);
-  }
-
-  at(...parts: (string | number)[]): Weights {
-    const p = parts.join(".");
-    return new Weights(this.g, this.store, this.prefix ? `${this.prefix}.${p}` : p);
-  }
-
-  name(leaf: string): string {
-    return this.prefix ? `${this.prefix}.${leaf}` : leaf;
-  }
-
-  get(leaf: string, shape: number[]): Value {
-    return this.store.use(this.g, this.name(leaf), shape);
-  }
-
-  /** A linear weight `[outF, inF]` as int8 `[inF, outF]` plus scales (int8 mode only). */
-  getInt8(leaf: string, outF: number, inF: number): { q: Value; scale: Value } {
-    return this.store.useInt8(this.g, this.name(leaf), outF, inF);
-  }
-
 }

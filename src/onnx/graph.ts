@@ -52,6 +52,8 @@ export class Graph {
   private names = new Set<string>();
   private counter = { n: 0 };
   private constCache = new Map<string, Value>();
+  /** Names given by `input` and `output`: where parts are built into one graph, they connect by these names. */
+  private defined = new Set<string>();
 
   /** `parent`: a branch of `ifElse`, sharing the parent's names, constants and initializers. */
   constructor(readonly name: string, parent?: Graph) {
@@ -70,7 +72,10 @@ export class Graph {
     return n;
   }
 
+  /** Declares a graph input, or returns `name` when this graph already has it (an input, or another part's output). */
   input(name: string, elem: ElemType, dims: (number | string)[]): Value {
+    if (this.defined.has(name)) return name;
+    this.defined.add(name);
     this.names.add(name);
     this.inputs.push(valueInfo(name, elem, dims));
     return name;
@@ -82,6 +87,7 @@ export class Graph {
       this.names.add(name);
       this.nodes.push({ opType: "Identity", input: [v], output: [name], name: `out_${name}` });
     }
+    this.defined.add(name);
     this.outputs.push(valueInfo(name, elem, dims));
   }
 
@@ -178,9 +184,19 @@ export class Graph {
     return outs;
   }
 
+  /** Names of the graph outputs declared so far. */
+  get outputNames(): string[] {
+    return this.outputs.map((o) => o.name!);
+  }
+
   /** Serializes to an ONNX ModelProto (opset 17 plus the com.microsoft domain). */
   toBytes(): Uint8Array {
-    const model = onnx.ModelProto.create({
+    return onnx.ModelProto.encode(this.toModel()).finish();
+  }
+
+  /** The ModelProto `toBytes` writes, for callers that rework it (the exporter). */
+  toModel(): OnnxTypes.ModelProto {
+    return onnx.ModelProto.create({
       irVersion: 8,
       producerName: "bridgetower",
       opsetImport: [
@@ -195,7 +211,6 @@ export class Graph {
         initializer: this.initializers,
       },
     });
-    return onnx.ModelProto.encode(model).finish();
   }
 }
 

@@ -1,6 +1,5 @@
 /** Parsing and validation of vocab.json, merges.txt and tokenizer.json into one plain description. */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, readFile } from "../io/local-files.js";
 import { TokenizerError } from "../errors.js";
 
 export interface AddedToken {

@@ -1,0 +1,126 @@
+// The page's script: reads the chosen image as a data: URL and calls the server's own API (/v1/itm, /v1/fill-mask).
+const $ = (id) => document.getElementById(id);
+const images = { rank: null, fill: null };
+
+function status(message, isError = false) {
+  $("status").textContent = message;
+  $("status").classList.toggle("error", isError);
+}
+
+async function api(path, body) {
+  const headers = { "content-type": "application/json" };
+  const key = $("api-key").value.trim();
+  if (key) headers.authorization = `Bearer ${key}`;
+  const res = await fetch(path, body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) });
+  const data = await res.json().catch(() => ({}));
+  if (res.status === 401) $("key-field").hidden = false;
+  if (!res.ok) throw new Error(data.error?.message ?? `HTTP ${res.status}`);
+  return data;
+}
+
+// The API key field appears only when the server asks for one.
+async function showInfo() {
+  try {
+    const info = await api("/info");
+    $("model").textContent = `${info.model} (${info.dtype}; heads: ${info.heads.join(", ")})`;
+  } catch (e) {
+    if ($("key-field").hidden) status(e.message, true);
+  }
+}
+
+function readImage(view, file) {
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => {
+    images[view] = reader.result;
+    const preview = $(`${view}-preview`);
+    preview.src = reader.result;
+    preview.hidden = false;
+  };
+  reader.onerror = () => status(`cannot read ${file.name}`, true);
+  reader.readAsDataURL(file);
+}
+
+function setUpImage(view) {
+  const input = $(`${view}-image`);
+  input.addEventListener("change", () => readImage(view, input.files[0]));
+  const drop = $(`${view}-drop`);
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    readImage(view, e.dataTransfer.files[0]);
+  });
+}
+
+/** One result row: a label, a bar as wide as the score, the score to 4 decimals. */
+function row(label, score) {
+  const li = document.createElement("li");
+  li.className = "row";
+  const text = document.createElement("span");
+  text.className = "label";
+  text.textContent = label;
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  const fill = document.createElement("span");
+  fill.style.width = `${Math.max(0, Math.min(1, score)) * 100}%`;
+  bar.append(fill);
+  const value = document.createElement("span");
+  value.className = "score";
+  value.textContent = score.toFixed(4);
+  li.append(text, bar, value);
+  return li;
+}
+
+async function rank() {
+  const texts = $("captions").value.split("\n").map((t) => t.trim()).filter((t) => t);
+  if (!images.rank) return status("choose an image first", true);
+  if (texts.length === 0) return status("type at least one caption", true);
+  status("ranking…");
+  $("rank").disabled = true;
+  try {
+    const { results } = await api("/v1/itm", { image: images.rank, texts });
+    $("rank-results").replaceChildren(...results.map((r) => row(r.text, r.score)));
+    status(`${results.length} caption(s) ranked by match probability`);
+  } catch (e) {
+    status(e.message, true);
+  } finally {
+    $("rank").disabled = false;
+  }
+}
+
+async function fill() {
+  if (!images.fill) return status("choose an image first", true);
+  status("filling…");
+  $("fill").disabled = true;
+  try {
+    const out = await api("/v1/fill-mask", { image: images.fill, text: $("mask-text").value, top_k: Number($("top-k").value) || 5 });
+    $("fill-sequence").textContent = out.sequence;
+    $("fill-results").replaceChildren(...out.masks.flatMap((m, k) => m.map((c) => row(out.masks.length > 1 ? `${k + 1}: ${c.token}` : c.token, c.score))));
+    status(`${out.masks.length} mask(s) filled`);
+  } catch (e) {
+    status(e.message, true);
+  } finally {
+    $("fill").disabled = false;
+  }
+}
+
+function show(view) {
+  for (const v of ["rank", "fill"]) {
+    $(`view-${v}`).hidden = v !== view;
+    $(`tab-${v}`).setAttribute("aria-selected", String(v === view));
+  }
+  status("");
+}
+
+setUpImage("rank");
+setUpImage("fill");
+$("rank").addEventListener("click", rank);
+$("fill").addEventListener("click", fill);
+$("tab-rank").addEventListener("click", () => show("rank"));
+$("tab-fill").addEventListener("click", () => show("fill"));
+showInfo();

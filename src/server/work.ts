@@ -1,0 +1,136 @@
+/**
+ * What each kind of queued work does with the model. Embeddings of many requests run as one onnxruntime call
+ * (texts padded to the longest, as the processor's padding "longest"); an ITM or fill-mask request is one call of
+ * its own, the same steps as rankTexts/rankImages/fillMask but from the pixel values prepared at admission.
+ */
+import { int64Tensor, type BridgeTowerModel, type BridgeTowerProcessor, type Tensor } from "../index.js";
+import type { Kind, Runner } from "./batcher.js";
+import type { ImageIn, TextIn } from "./inputs.js";
+
+export interface ItmJob {
+  /** One image against every text, or one text against every image. */
+  texts: TextIn[];
+  images: ImageIn[];
+}
+export interface ItmResult {
+  index: number;
+  score: number;
+  logits: [number, number];
+}
+export interface FillMaskJob {
+  text: TextIn;
+  image: ImageIn;
+  topK: number;
+}
+export interface FillMaskOutput {
+  sequence: string;
+  masks: { token: string; token_id: number; score: number }[][];
+  decoded: string;
+}
+
+export function runners(model: BridgeTowerModel, processor: BridgeTowerProcessor, maxBatchSize: number): Record<Kind, Runner> {
+  const tok = processor.tokenizer;
+  const S = model.config.visionConfig.imageSize;
+  const texts = (xs: TextIn[]) => padded(xs.map((x) => x.ids), tok.padTokenId);
+  const images = (xs: ImageIn[]) => stack(xs.map((x) => x.pixels), [3, S, S]);
+  const run = <I, O>(f: (inputs: I[]) => Promise<O[]>, single = false): Runner => ({ run: f as Runner["run"], single });
+  return {
+    text: run(async (xs: TextIn[]) => {
+      const t = texts(xs);
+      return rows(await model.itc.embedTexts(t.inputIds, t.attentionMask));
+    }),
+    image: run(async (xs: ImageIn[]) => rows(await model.itc.embedImages(images(xs)))),
+    pair: run(async (xs: { text: TextIn; image: ImageIn }[]) => {
+      const t = texts(xs.map((x) => x.text));
+      const out = await model.itc.run({ ...t, pixelValues: images(xs.map((x) => x.image)) });
+      return rows(out["itc.cross_embeds"] as Tensor<Float32Array>);
+    }),
+    itm: run(async ([job]: ItmJob[]) => [await itm(model, job, texts, images, maxBatchSize)], true),
+    "fill-mask": run(async ([job]: FillMaskJob[]) => [await fillMask(model, processor, job, images)], true),
+  };
+}
+
+/** rankTexts / rankImages: the single side is encoded once and fused with every item of the other, in chunks. */
+async function itm(
+  model: BridgeTowerModel, job: ItmJob, texts: (xs: TextIn[]) => ReturnType<typeof padded>, images: (xs: ImageIn[]) => Tensor<Float32Array>, chunk: number,
+): Promise<ItmResult[]> {
+  const head = model.itm;
+  const manyTexts = job.images.length === 1;
+  const fixed = manyTexts ? await head.encodeImage(images(job.images)) : await head.encodeText(...args(texts(job.texts)));
+  const n = manyTexts ? job.texts.length : job.images.length;
+  const results: ItmResult[] = [];
+  for (let b0 = 0; b0 < n; b0 += chunk) {
+    const b1 = Math.min(n, b0 + chunk);
+    const other = manyTexts ? await head.encodeText(...args(texts(job.texts.slice(b0, b1)))) : await head.encodeImage(images(job.images.slice(b0, b1)));
+    const logits = (await (manyTexts ? head.fuse(other, fixed) : head.fuse(fixed, other)))["itm.logits"].data as Float32Array;
+    for (let b = 0; b < b1 - b0; b++) {
+      const [l0, l1] = [logits[2 * b], logits[2 * b + 1]];
+      results.push({ index: b0 + b, score: 1 / (1 + Math.exp(l0 - l1)), logits: [l0, l1] });
+    }
+  }
+  return results.sort((x, y) => y.score - x.score || x.index - y.index);
+}
+
+const args = (t: ReturnType<typeof padded>) => [t.inputIds, t.attentionMask] as const;
+
+/** fillMask: the top-k tokens (softmax over the vocabulary) at each `<mask>`, and the argmax at every position. */
+async function fillMask(model: BridgeTowerModel, processor: BridgeTowerProcessor, job: FillMaskJob, images: (xs: ImageIn[]) => Tensor<Float32Array>): Promise<FillMaskOutput> {
+  const tok = processor.tokenizer;
+  const ids = job.text.ids;
+  const positions = ids.flatMap((id, i) => (id === tok.maskTokenId ? [i] : []));
+  const out = await model.mlm.run({ inputIds: int64Tensor([ids]), pixelValues: images([job.image]) });
+  const logits = out["mlm.logits"].data as Float32Array;
+  const V = model.config.textConfig.vocabSize;
+  const row = (p: number) => logits.subarray(p * V, (p + 1) * V);
+  const masks = positions.map((p) => topTokens(row(p), Math.min(job.topK, V)).map(({ id, score }) => ({ token: tok.decode([id]), token_id: id, score })));
+  const filled = [...ids];
+  positions.forEach((p, k) => (filled[p] = masks[k][0].token_id));
+  const best = ids.map((_, p) => argmax(row(p)));
+  return { sequence: tok.decode(filled, { skipSpecialTokens: true }), masks, decoded: processor.decode(best) };
+}
+
+/** The k largest logits (ties: lower id first, as torch.topk/argmax on CPU) with their softmax probability. */
+function topTokens(row: Float32Array, k: number): { id: number; score: number }[] {
+  let max = -Infinity;
+  for (const v of row) max = Math.max(max, v);
+  let z = 0;
+  for (const v of row) z += Math.exp(v - max);
+  const best: number[] = [];
+  for (let i = 0; i < row.length; i++) {
+    if (best.length === k && !(row[i] > row[best[k - 1]])) continue;
+    let at = best.length;
+    while (at > 0 && row[i] > row[best[at - 1]]) at--;
+    best.splice(at, 0, i);
+    if (best.length > k) best.pop();
+  }
+  return best.map((id) => ({ id, score: Math.exp(row[id] - max) / z }));
+}
+
+/** Index of the largest logit, the first on ties (as torch.argmax). */
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+/** Token rows padded on the right with `<pad>` (attention mask 0), as padding "longest". */
+export function padded(rows: number[][], padId: number): { inputIds: Tensor<BigInt64Array>; attentionMask: Tensor<BigInt64Array> } {
+  const T = Math.max(...rows.map((r) => r.length));
+  return {
+    inputIds: int64Tensor(rows.map((r) => [...r, ...Array<number>(T - r.length).fill(padId)])),
+    attentionMask: int64Tensor(rows.map((r) => [...Array<number>(r.length).fill(1), ...Array<number>(T - r.length).fill(0)])),
+  };
+}
+
+function stack(items: Float32Array[], itemDims: number[]): Tensor<Float32Array> {
+  const per = items[0].length;
+  const data = new Float32Array(items.length * per);
+  items.forEach((x, i) => data.set(x, i * per));
+  return { data, dims: [items.length, ...itemDims] };
+}
+
+/** `[B, C]` to B rows (copies, so a response does not hold the whole batch's buffer). */
+function rows(t: Tensor<Float32Array>): Float32Array[] {
+  const [B, C] = t.dims;
+  return Array.from({ length: B }, (_, b) => t.data.slice(b * C, (b + 1) * C));
+}
