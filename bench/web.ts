@@ -9,7 +9,8 @@
  * Prints one JSON line on stdout (progress on stderr).   node --import tsx bench/web.ts MODEL_DIR
  */
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 import { fixture, repoRoot } from "../test/helpers/fixtures.js";
@@ -53,7 +54,9 @@ log("bundling src/web");
 execFileSync(process.execPath, ["--import", "tsx", join(repoRoot, "src/web/build.ts")], { stdio: "inherit" });
 const pages = await startPageServer({ models: { m: resolve(dir) }, images: [fixture("e2e-fullvocab", "images")] });
 const marker = `--bridgetower-bench=${process.pid}`;
-const browser = await chromium.launch({
+// A profile on disk, as a visitor's browser has: Cache Storage then lives in files, not in memory.
+const profile = mkdtempSync(join(tmpdir(), "bt-web-bench-"));
+const context = await chromium.launchPersistentContext(profile, {
   executablePath: CHROMIUM,
   headless: true,
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", marker],
@@ -62,10 +65,13 @@ let peak = 0;
 const poll = setInterval(() => (peak = Math.max(peak, rendererPeak(marker))), 250);
 const guard = setTimeout(() => {
   log(`gave up after ${LIMIT_MS / 60_000} min`);
-  process.exit(1);
+  void context.close().finally(() => {
+    rmSync(profile, { recursive: true, force: true });
+    process.exit(1);
+  });
 }, LIMIT_MS);
 try {
-  const page = await (await browser.newContext()).newPage();
+  const page = await context.newPage();
   page.setDefaultTimeout(LIMIT_MS);
   page.on("console", (m) => (m.type() === "warning" || m.type() === "error") && log(`page ${m.type()}: ${m.text()}`));
   const ready = async () => {
@@ -113,6 +119,7 @@ try {
 } finally {
   clearInterval(poll);
   clearTimeout(guard);
-  await browser.close();
+  await context.close();
   await pages.close();
+  rmSync(profile, { recursive: true, force: true });
 }

@@ -1,6 +1,6 @@
 /**
- * int8 weights kept in Cache Storage, so a later visit loads them with no weight request. One entry per part (its
- * files back to back) and a manifest per model (repo + commit, or URL + file version) naming the entries and the
+ * int8 weights kept in Cache Storage, so a later visit loads them with no weight request. Each part's files back to
+ * back, in entries of 32 MB, and a manifest per model (repo + commit, or URL + file version) naming the entries and the
  * checkpoint's tensor list. New entries are written under a fresh generation key and only the manifest, written
  * last, makes them visible: a load that fails deletes what it wrote, so nothing is ever half-cached.
  */
@@ -10,11 +10,15 @@ import type { PartFile, Planned } from "./weights.js";
 
 const CACHE = "bridgetower-int8";
 const ROOT = "https://bridgetower.cache/";
-const FORMAT = "bridgetower-web-int8-v1";
+const FORMAT = "bridgetower-web-int8-v2";
+/** Chromium refuses single Cache Storage entries of a few hundred MB ("Unexpected internal error"). */
+const CHUNK = 32 << 20;
 
 interface CachedPart {
   plan: string;
-  url: string;
+  /** The part's bytes (its files back to back) in entries of CHUNK bytes. */
+  urls: string[];
+  /** Byte length of each file. */
   sizes: number[];
 }
 
@@ -85,11 +89,18 @@ export class Int8Cache {
     const c = this.manifest?.parts[part];
     if (!c || !this.has(part, planned)) return undefined;
     try {
-      const res = await this.cache.match(c.url);
-      if (!res) return undefined;
-      const all = new Uint8Array(await res.arrayBuffer());
-      if (all.byteLength !== c.sizes.reduce((a, b) => a + b, 0)) return undefined;
+      const all = new Uint8Array(c.sizes.reduce((a, b) => a + b, 0));
       let at = 0;
+      for (const url of c.urls) {
+        const res = await this.cache.match(url);
+        if (!res) return undefined;
+        const chunk = new Uint8Array(await res.arrayBuffer());
+        if (at + chunk.byteLength > all.byteLength) return undefined;
+        all.set(chunk, at);
+        at += chunk.byteLength;
+      }
+      if (at !== all.byteLength) return undefined;
+      at = 0;
       return planned.map((p, i) => ({ path: p.loc, data: all.subarray(at, (at += c.sizes[i])) }));
     } catch {
       return undefined;
@@ -98,14 +109,32 @@ export class Int8Cache {
 
   /** Stores a part's files under this load's generation (invisible until `commit`). */
   async write(part: string, planned: Planned[], files: PartFile[]): Promise<void> {
-    const url = Int8Cache.url(this.model, this.gen, part);
-    this.pending.push(url);
-    try {
-      await this.cache.put(url, new Response(new Blob(files.map((f) => f.data as Uint8Array<ArrayBuffer>))));
-    } catch (e) {
-      throw storageError(this.model, `keeping the int8 weights of the ${part} part`, e);
+    const urls: string[] = [];
+    let slices: Uint8Array[] = [];
+    let size = 0;
+    const flush = async () => {
+      const url = Int8Cache.url(this.model, this.gen, part, String(urls.length));
+      urls.push(url);
+      this.pending.push(url);
+      try {
+        await this.cache.put(url, new Response(new Blob(slices as Uint8Array<ArrayBuffer>[])));
+      } catch (e) {
+        throw storageError(this.model, `keeping the int8 weights of the ${part} part`, e);
+      }
+      slices = [];
+      size = 0;
+    };
+    for (const f of files) {
+      for (let at = 0; at < f.data.byteLength; ) {
+        const n = Math.min(CHUNK - size, f.data.byteLength - at);
+        slices.push(f.data.subarray(at, at + n));
+        size += n;
+        at += n;
+        if (size === CHUNK) await flush();
+      }
     }
-    this.written[part] = { plan: hash(JSON.stringify(planned)), url, sizes: files.map((f) => f.data.byteLength) };
+    if (size > 0 || urls.length === 0) await flush();
+    this.written[part] = { plan: hash(JSON.stringify(planned)), urls, sizes: files.map((f) => f.data.byteLength) };
   }
 
   /** Publishes what this load wrote (the manifest last), then drops entries no manifest names any more. */
@@ -120,7 +149,7 @@ export class Int8Cache {
     }
     this.manifest = manifest;
     this.pending = [];
-    const live = new Set(Object.values(manifest.parts).map((p) => p.url));
+    const live = new Set(Object.values(manifest.parts).flatMap((p) => p.urls));
     const prefix = Int8Cache.url(this.model) + "/";
     for (const req of await this.cache.keys().catch(() => [] as readonly Request[]))
       if (req.url.startsWith(prefix) && !req.url.endsWith("/manifest") && !live.has(req.url)) await this.cache.delete(req).catch(() => {});
