@@ -88,7 +88,7 @@ export async function exportModel(idOrDir: string, options: ExportOptions): Prom
       let weightFiles: { from: string; to: string }[];
       if (store.int8) {
         const report = options.onProgress ?? stderrProgress(`${dir}: int8 weights`, { doing: "writing", done: "wrote" });
-        await store.writeInt8((done, total) => report({ file: Int8WeightFile.FILE, downloaded: done, total }), options.onWarning ?? console.warn);
+        await store.ensureInt8((done, total) => report({ file: Int8WeightFile.FILE, downloaded: done, total }), options.onWarning ?? console.warn);
         weightFiles = [{ from: Int8WeightFile.FILE, to: Int8WeightFile.FILE }];
       } else {
         weightFiles = checkpointFiles.map((f, i) => ({ from: f, to: exportedWeightName(torchZip, i, checkpointFiles.length) }));

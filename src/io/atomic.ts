@@ -5,11 +5,11 @@ import { open, rename, unlink, type FileHandle } from "node:fs/promises";
  * Writes `path` through a temporary file beside it, renamed into place only when `fill` has succeeded:
  * a failure (or a crash) never leaves a partial file under `path`.
  */
-export async function writeAtomically(path: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
+export async function writeAtomically(path: string, fill: (fh: FileHandle, tmp: string) => Promise<void>): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
   const fh = await open(tmp, "wx+"); // readable too: cache files checksum what they wrote
   try {
-    await fill(fh);
+    await fill(fh, tmp);
     await fh.sync();
     await fh.close();
     await rename(tmp, path);

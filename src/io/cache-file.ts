@@ -6,6 +6,7 @@
  *   [data: size bytes][meta JSON][u32 CRC-32 of the JSON][u64 JSON length][8-byte magic]
  */
 import { open, stat, type FileHandle } from "node:fs/promises";
+import { Worker } from "node:worker_threads";
 import { crc32 } from "node:zlib";
 import { writeAtomically, writeAll } from "./atomic.js";
 
@@ -24,21 +25,79 @@ interface Meta {
 
 /** undefined when the file is whole and was made for `key`; "missing"; or what is wrong with it. */
 export async function checkCacheFile(path: string, key: string, size: number): Promise<string | undefined> {
+  const head = await checkCacheTrailer(path, key, size);
+  return typeof head === "string" ? head : head.blocks;
+}
+
+/**
+ * The quick part of the check (size, trailer, key): a problem, or the block check still running in a worker
+ * thread, so the caller can do other work (create sessions) while 1 GB is read and summed.
+ */
+export async function checkCacheTrailer(path: string, key: string, size: number): Promise<string | { blocks: Promise<string | undefined> }> {
   const st = await stat(path).catch(() => undefined);
   if (!st) return "missing";
   if (st.size === 0) return "the file is empty";
   const fh = await open(path, "r");
+  let meta: Meta | string;
   try {
-    const meta = await readTrailer(fh, st.size);
-    if (typeof meta === "string") return meta;
-    if (meta.key !== key) return "it was made for another checkpoint, format or onnxruntime version (stale key)";
-    if (meta.size !== size) return `its data is ${meta.size} bytes, ${size} expected`;
-    const bad = await firstBadBlock(fh, meta);
-    return bad === undefined ? undefined : `block ${bad} (bytes ${bad * meta.block}..${Math.min((bad + 1) * meta.block, meta.size)}) fails its checksum`;
+    meta = await readTrailer(fh, st.size);
   } finally {
     await fh.close();
   }
+  if (typeof meta === "string") return meta;
+  if (meta.key !== key) return "it was made for another checkpoint, format or onnxruntime version (stale key)";
+  if (meta.size !== size) return `its data is ${meta.size} bytes, ${size} expected`;
+  return { blocks: checkBlocksInWorker(path, meta) };
 }
+
+/** The block check, in a worker thread: its reads go on while the main thread is blocked creating sessions. */
+function checkBlocksInWorker(path: string, meta: Meta): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    blockCrcs(path, meta.size, meta.block).then((crcs) => {
+      const bad = crcs.findIndex((c, i) => c !== meta.crcs[i]);
+      const i = bad < 0 && crcs.length === meta.crcs.length ? -1 : Math.max(bad, 0);
+      resolve(i < 0 ? undefined : `block ${i} (bytes ${i * meta.block}..${Math.min((i + 1) * meta.block, meta.size)}) fails its checksum`);
+    }, reject);
+  });
+}
+
+/** The CRC-32 of every block of the first `size` bytes of `path`, read and summed in a worker thread. */
+function blockCrcs(path: string, size: number, block: number): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(BLOCK_WORKER, { eval: true, workerData: { path, size, block, inFlight: IN_FLIGHT } });
+    w.once("message", resolve);
+    w.once("error", reject);
+  });
+}
+
+/** Plain JS for `new Worker(..., { eval: true })` (no build step, so it runs the same from src and dist). */
+const BLOCK_WORKER = `
+const { parentPort, workerData: d } = require("node:worker_threads");
+const { open } = require("node:fs/promises");
+const { crc32 } = require("node:zlib");
+(async () => {
+  const fh = await open(d.path, "r");
+  const n = Math.ceil(d.size / d.block);
+  const crcs = new Array(n);
+  let next = 0;
+  const worker = async () => {
+    const buf = Buffer.allocUnsafe(d.block);
+    for (let i = next++; i < n; i = next++) {
+      const length = Math.min(d.block, d.size - i * d.block);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await fh.read(buf, got, length - got, i * d.block + got);
+        if (bytesRead === 0) throw new Error("unexpected end of file");
+        got += bytesRead;
+      }
+      crcs[i] = crc32(buf.subarray(0, length));
+    }
+  };
+  await Promise.all(Array.from({ length: d.inFlight }, worker));
+  await fh.close();
+  parentPort.postMessage(crcs);
+})();
+`;
 
 async function readTrailer(fh: FileHandle, fileSize: number): Promise<Meta | string> {
   if (fileSize < TAIL) return "the file is truncated (no trailer)";
@@ -61,44 +120,17 @@ async function readTrailer(fh: FileHandle, fileSize: number): Promise<Meta | str
   return meta;
 }
 
-/** Index of the first block whose CRC-32 differs, or undefined. */
-async function firstBadBlock(fh: FileHandle, meta: Meta): Promise<number | undefined> {
-  const crcs = await blockCrcs(fh, meta.size, meta.block);
-  const bad = crcs.findIndex((c, i) => c !== meta.crcs[i]);
-  return bad < 0 && crcs.length === meta.crcs.length ? undefined : Math.max(bad, 0);
-}
-
-async function blockCrcs(fh: FileHandle, size: number, block: number): Promise<number[]> {
-  const n = Math.ceil(size / block);
-  const crcs = new Array<number>(n);
-  let next = 0;
-  const worker = async () => {
-    const buf = Buffer.allocUnsafe(block);
-    for (let i = next++; i < n; i = next++) {
-      const length = Math.min(block, size - i * block);
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await fh.read(buf, got, length - got, i * block + got);
-        if (bytesRead === 0) throw new Error("unexpected end of file");
-        got += bytesRead;
-      }
-      crcs[i] = crc32(buf.subarray(0, length));
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  return crcs;
-}
-
 /**
  * Writes a cache file atomically: `fill` writes the `size` data bytes (at any offsets), then the checksums are
  * taken from what reached the file and the trailer is appended, all under a temporary name renamed into place.
  * Two processes building the same file write the same bytes, so whichever rename lands last is as good.
  */
 export async function writeCacheFile(path: string, key: string, size: number, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
-  await writeAtomically(path, async (fh) => {
+  await writeAtomically(path, async (fh, tmp) => {
     await fill(fh);
     await fh.truncate(size);
-    const meta: Meta = { key, size, block: BLOCK, crcs: await blockCrcs(fh, size, BLOCK) };
+    await fh.datasync();
+    const meta: Meta = { key, size, block: BLOCK, crcs: await blockCrcs(tmp, size, BLOCK) };
     const json = Buffer.from(JSON.stringify(meta), "utf8");
     const tail = Buffer.alloc(TAIL);
     tail.writeUInt32LE(crc32(json), 0);

@@ -64,19 +64,35 @@ export class Engine {
       const parts = startParts(config, chosen);
       const graphs = parts.map((p) => buildPart(store, config, p, false));
       checkWeights(store, config, chosen, dir, who, (m) => engine.warn(m));
-      if (store.int8) {
-        // Written on first use only (about 17 s at the large size): report progress like a download.
-        const report = options.onProgress ?? stderrProgress(`${dir}: int8 weights`, { doing: "writing", done: "wrote" });
-        await store.writeInt8((done, total) => report({ file: "weights-int8.bin", downloaded: done, total }), options.onWarning ?? console.warn);
+      // int8: written on first use only (about 17 s at the large size, with progress like a download); otherwise its
+      // block check (~1 GB read) runs in a worker while the sessions are created, and is awaited before any use.
+      const report = options.onProgress ?? stderrProgress(`${dir}: int8 weights`, { doing: "writing", done: "wrote" });
+      const progress = (done: number, total: number) => report({ file: "weights-int8.bin", downloaded: done, total });
+      const { verified } = store.int8 ? await store.openInt8(progress, (m) => engine.warn(m)) : { verified: undefined };
+      await engine.startSessions(parts, graphs);
+      const problem = await verified;
+      if (problem) {
+        engine.warn(`${store.int8!.path}: ${problem}; rebuilding it`);
+        await engine.releaseSessions();
+        await store.rebuildInt8(progress);
+        await engine.startSessions(parts, graphs);
       }
-      // Sessions are created once, up front, so the first call is not slowed by them.
-      for (const [i, p] of parts.entries()) engine.session(p, false, graphs[i]);
-      await Promise.all(engine.sessions.values());
     } catch (e) {
       await engine.dispose();
       throw e;
     }
     return engine;
+  }
+
+  /** Sessions are created once, up front, so the first call is not slowed by them. */
+  private async startSessions(parts: Part[], graphs: Graph[]): Promise<void> {
+    for (const [i, p] of parts.entries()) this.session(p, false, graphs[i]);
+    await Promise.all(this.sessions.values());
+  }
+
+  private async releaseSessions(): Promise<void> {
+    for (const s of this.sessions.values()) await s.then((x) => x.release()).catch(() => {});
+    this.sessions.clear();
   }
 
   warn(message: string): void {
@@ -118,8 +134,7 @@ export class Engine {
   }
 
   async dispose(): Promise<void> {
-    for (const s of this.sessions.values()) await s.then((x) => x.release()).catch(() => {});
-    this.sessions.clear();
+    await this.releaseSessions();
     await this.store.close();
   }
 }

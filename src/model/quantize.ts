@@ -10,7 +10,7 @@ import { mkdir } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { writeAll } from "../io/atomic.js";
-import { checkCacheFile, writeCacheFile } from "../io/cache-file.js";
+import { checkCacheTrailer, writeCacheFile } from "../io/cache-file.js";
 import type { ExternalRef } from "../onnx/graph.js";
 import { runtimeVersion } from "../runtime/session.js";
 import { quantizeTransposed } from "./int8.js";
@@ -45,6 +45,7 @@ export class Int8WeightFile {
   private frozen = false;
   /** Folder of the file, known once the plan is complete (it is named by the plan's hash). */
   dir = "";
+  private key = "";
 
   constructor(private readonly cacheRoot: string, private readonly checkpointId: string) {}
 
@@ -75,20 +76,30 @@ export class Int8WeightFile {
   }
 
   /**
-   * Checks the file and writes it when it is missing, damaged or stale (warning with the reason); returns its
-   * folder. `checkpointId` names the checkpoint's bytes; the key adds the format, plan and onnxruntime version.
+   * Opens the file for the plan: builds it when it is missing or its trailer or key is wrong (warning with the
+   * reason), and otherwise returns the block check still running, so sessions can be created meanwhile; a block
+   * that fails it must be followed by `build` before any result is used. `checkpointId` names the checkpoint's
+   * bytes; the key adds the format, plan and onnxruntime version.
    */
-  async write(read: ReadFloat32, onProgress?: (done: number, total: number) => void, onWarning?: (m: string) => void): Promise<string> {
+  async open(read: ReadFloat32, onProgress?: Progress, onWarning?: (m: string) => void): Promise<{ verified: Promise<string | undefined> }> {
     this.frozen = true;
-    const key = JSON.stringify({ format: FORMAT, checkpoint: this.checkpointId, onnxruntime: runtimeVersion(), plan: this.plan });
-    const hash = createHash("sha256").update(key).digest("hex").slice(0, 24);
-    this.dir = join(this.cacheRoot, "int8", hash);
-    const path = join(this.dir, Int8WeightFile.FILE);
-    const problem = await checkCacheFile(path, key, this.size);
-    if (problem === undefined) return this.dir;
-    if (problem !== "missing") onWarning?.(`${path}: ${problem}; rebuilding it`);
+    this.key = JSON.stringify({ format: FORMAT, checkpoint: this.checkpointId, onnxruntime: runtimeVersion(), plan: this.plan });
+    this.dir = join(this.cacheRoot, "int8", createHash("sha256").update(this.key).digest("hex").slice(0, 24));
+    const head = await checkCacheTrailer(this.path, this.key, this.size);
+    if (typeof head !== "string") return { verified: head.blocks };
+    if (head !== "missing") onWarning?.(`${this.path}: ${head}; rebuilding it`);
+    await this.build(read, onProgress);
+    return { verified: Promise.resolve(undefined) };
+  }
+
+  get path(): string {
+    return join(this.dir, Int8WeightFile.FILE);
+  }
+
+  /** Writes the file (atomically, with its trailer): quantized tensor by tensor, memory at the largest one. */
+  async build(read: ReadFloat32, onProgress?: Progress): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    await writeCacheFile(path, key, this.size, async (fh) => {
+    await writeCacheFile(this.path, this.key, this.size, async (fh) => {
       const scales = new Map<string, Float32Array>();
       for (const e of this.plan) {
         let bytes: Uint8Array;
@@ -104,8 +115,9 @@ export class Int8WeightFile {
         onProgress?.(e.offset + e.length, this.size);
       }
     });
-    return this.dir;
   }
 }
+
+type Progress = (done: number, total: number) => void;
 
 const u8 = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

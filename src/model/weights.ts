@@ -40,14 +40,27 @@ export class WeightStore implements ParameterStore {
     return this.int8 ? this.int8.dir : this.checkpointDir;
   }
 
-  /** Switches to int8 mode: graphs built from now on read the int8 file written by `writeInt8`. */
+  /** Switches to int8 mode: graphs built from now on read the int8 file opened by `openInt8`. */
   enableInt8(cacheRoot: string): void {
     this.int8 = new Int8WeightFile(cacheRoot, this.sources.map(fileIdentity).join("|"));
   }
 
-  /** Writes (or finds) the int8 file for everything the graphs built so far asked for. */
-  async writeInt8(onProgress?: (done: number, total: number) => void, onWarning?: (m: string) => void): Promise<void> {
-    await this.int8!.write((name) => this.readFloat32(name), onProgress, onWarning);
+  /** Opens (building if needed) the int8 file for everything the graphs built so far asked for; see Int8WeightFile.open. */
+  openInt8(onProgress?: (done: number, total: number) => void, onWarning?: (m: string) => void): Promise<{ verified: Promise<string | undefined> }> {
+    return this.int8!.open((name) => this.readFloat32(name), onProgress, onWarning);
+  }
+
+  /** Opens the int8 file and waits for its whole check, rebuilding it if needed (for readers that copy it). */
+  async ensureInt8(onProgress?: (done: number, total: number) => void, onWarning?: (m: string) => void): Promise<void> {
+    const problem = await (await this.openInt8(onProgress, onWarning)).verified;
+    if (!problem) return;
+    onWarning?.(`${this.int8!.path}: ${problem}; rebuilding it`);
+    await this.rebuildInt8(onProgress);
+  }
+
+  /** Rebuilds the int8 file (after its block check failed). */
+  rebuildInt8(onProgress?: (done: number, total: number) => void): Promise<void> {
+    return this.int8!.build((name) => this.readFloat32(name), onProgress);
   }
 
   /** A linear weight `[outF, inF]` quantized to int8 `[inF, outF]` with per-output-channel scales (int8 mode). */
