@@ -67,6 +67,7 @@ describe("the web page", { timeout: 180_000, skip }, () => {
       assert.deepEqual(shown.labels, api.json.results.map((r: any) => r.text));
       assert.deepEqual(shown.scores, api.json.results.map((r: any) => r.score.toFixed(4)));
       assert.equal(await page.locator("#rank-results .bar").count(), CAPTIONS.length);
+      assert.equal(await page.locator("#tab-search").isVisible(), false, "no Search tab without --db");
       await page.screenshot({ path: join(OUT, "page.png"), fullPage: true });
 
       assert.equal(await page.locator("#view-fill").isVisible(), false, "one view at a time");

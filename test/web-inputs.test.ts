@@ -4,8 +4,10 @@
  * types, and nothing left half-cached. And the browser's image decoding measured against Node's (Pillow's bytes).
  */
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import sharp from "sharp";
 import { after, before, describe, it } from "node:test";
 import { loadImage } from "../src/index.js";
 import { fixture, repoRoot } from "./helpers/fixtures.js";
@@ -40,15 +42,24 @@ async function cached(bt: any): Promise<string[]> {
   return (await c.keys()).map((r: { url: string }) => r.url);
 }
 
-const IMAGE_DIRS = { photos: fixture("image-processor", "images"), bmp: join(repoRoot, "test/fixtures-images/bmp"), cmyk: join(repoRoot, "test/fixtures-images/cmyk") };
+// "exif": a JPEG and a PNG carrying EXIF orientation 6, which browsers obey and Pillow ignores.
+const exifDir = mkdtempSync(join(tmpdir(), "bt-web-exif-"));
+const IMAGE_DIRS = {
+  photos: fixture("image-processor", "images"), exif: exifDir,
+  bmp: join(repoRoot, "test/fixtures-images/bmp"), cmyk: join(repoRoot, "test/fixtures-images/cmyk"),
+};
 
 describe("bridgetower/web on bad input", { timeout: 600_000, skip: skipWithoutChromium }, () => {
   let env: WebEnv;
   before(async () => {
+    const photo = sharp(join(IMAGE_DIRS.photos, "chelsea.png")).withMetadata({ orientation: 6 });
+    await photo.clone().jpeg({ quality: 90 }).toFile(join(exifDir, "exif6.jpg"));
+    await photo.clone().png().toFile(join(exifDir, "exif6.png"));
     env = await startWebEnv({ images: Object.values(IMAGE_DIRS) });
   }, { timeout: 60_000 });
   after(async () => {
     await env?.close();
+    rmSync(exifDir, { recursive: true, force: true });
   });
 
   it("an undecodable image is an ImageError", { timeout: 60_000 }, async () => {
@@ -116,7 +127,7 @@ describe("bridgetower/web on bad input", { timeout: 600_000, skip: skipWithoutCh
     assert.deepEqual(await inPage(page, cached, undefined), []);
   });
 
-  it("images: the browser's decode against Node's (Pillow's bytes): PNG, JPEG and BMP identical, CMYK JPEG within 1", { timeout: 120_000 }, async () => {
+  it("images: the browser's decode against Node's (Pillow's bytes): PNG, JPEG, BMP and EXIF-turned files identical, CMYK JPEG within 1", { timeout: 120_000 }, async () => {
     const { page } = await env.open();
     const decode = async (bt: any, url: string) => {
       const r = await bt.loadImage(url);
@@ -128,12 +139,15 @@ describe("bridgetower/web on bad input", { timeout: 600_000, skip: skipWithoutCh
     for (const [set, dir] of Object.entries(IMAGE_DIRS)) {
       for (const name of readdirSync(dir).filter((n) => /\.(png|jpg|bmp)$/.test(n))) {
         const got = await inPage(page, decode, `/images/${name}`);
-        if (set !== "photos" && !existsSync(join(dir, `${name}.rgb`))) {
+        if ((set === "bmp" || set === "cmyk") && !existsSync(join(dir, `${name}.rgb`))) {
           failed(got, "ImageError", /cannot decode BMP/); // refused by Pillow 9.4, so by Node and the page
           continue;
         }
         // Pillow's bytes: the .rgb beside the test fixtures, else Node's decode (Pillow-exact for PNG and JPEG).
-        const rgb = set === "photos" ? (await loadImage(join(dir, name))).data : readFileSync(join(dir, `${name}.rgb`));
+        const node = await loadImage(join(dir, name));
+        const rgb = existsSync(join(dir, `${name}.rgb`)) ? readFileSync(join(dir, `${name}.rgb`)) : node.data;
+        const { width, height } = got as { width: number; height: number };
+        assert.deepEqual([width, height], [node.width, node.height], `${name}: size`);
         assert.ok(!("error" in got), `${name}: ${JSON.stringify(got).slice(0, 200)}`);
         const data = Buffer.from((got as { base64: string }).base64, "base64");
         assert.equal(data.length, rgb.length, name);

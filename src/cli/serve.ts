@@ -6,14 +6,16 @@ import { DEFAULT_MODEL, positiveInt } from "./common.js";
 
 export const serveSpec: CommandSpec = {
   name: "serve",
-  usage: "bridgetower serve [--model ID|DIR] [--host 127.0.0.1] [--port 8080] [--dtype fp32|int8] [--threads N] [--api-key KEY] [--cors ORIGIN]",
-  summary: "Serve the model over HTTP (OPEA /v1/encode, OpenAI-style /v1/embeddings, /v1/itm, /v1/fill-mask, a web page).",
+  usage: "bridgetower serve [--model ID|DIR] [--db DIR] [--host 127.0.0.1] [--port 8080] [--dtype fp32|int8] [--threads N] [--api-key KEY] [--cors ORIGIN]",
+  summary: "Serve the model over HTTP (OPEA /v1/encode, OpenAI-style /v1/embeddings, /v1/itm, /v1/fill-mask, /v1/search with --db, a web page).",
   options: {
-    model: { type: "string", help: `model folder or Hub id (default ${DEFAULT_MODEL}); every head it has is served` },
+    model: { type: "string", help: `model folder or Hub id (default ${DEFAULT_MODEL}, or with --db the collection's); every head it has is served` },
+    db: { type: "string", help: "a collection made by `bridgetower index`: adds /v1/search, /v1/items/{id}/image and the page's Search view" },
+    "frames-dir": { type: "string", help: "where the collection's video frames are (default DB/frames)" },
     revision: { type: "string", help: "Hub revision: branch, tag or commit (default main)" },
     host: { type: "string", help: "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)" },
     port: { type: "string", help: "port (default $PORT or 8080; 0 = a free port)" },
-    dtype: { type: "string", help: "fp32 (default) or int8 (quantized linear layers: faster, less memory)" },
+    dtype: { type: "string", help: "fp32 (default; with --db the collection's) or int8 (quantized linear layers: faster, less memory)" },
     threads: { type: "string", help: "onnxruntime threads (default: all cores)" },
     "max-batch-size": { type: "string", help: "inputs run together in one model call (default 16)" },
     "max-queue": { type: "string", help: "inputs waiting at most; beyond, 429 (default 64)" },
@@ -36,8 +38,13 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const maxBodyMb = o["max-body-mb"] === undefined ? 20 : Number(o["max-body-mb"]);
   if (!(maxBodyMb > 0) || !Number.isFinite(maxBodyMb)) throw new InputError("--max-body-mb", `must be a positive number, got "${o["max-body-mb"]}"`);
   const apiKey = (o["api-key"] as string | undefined) ?? process.env.BRIDGETOWER_API_KEY;
+  if (o.db !== undefined && (typeof o.db !== "string" || !o.db)) throw new InputError("--db", "must name the collection's folder");
+  const db = o.db as string | undefined;
   await serve({
-    model: typeof o.model === "string" && o.model ? o.model : DEFAULT_MODEL,
+    // With --db and no --model: the model the collection records.
+    model: typeof o.model === "string" && o.model ? o.model : db ? undefined : DEFAULT_MODEL,
+    db,
+    framesDir: o["frames-dir"] as string | undefined,
     revision: o.revision as string | undefined,
     host: (o.host as string | undefined) ?? "127.0.0.1",
     port,

@@ -40,6 +40,12 @@ export class Metrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128],
     registers: [this.registry],
   });
+  private readonly searchTime = new Histogram({
+    name: "bridgetower_search_seconds",
+    help: "Time one vector search took in the collection (--db), after the query was embedded",
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
 
   constructor(queued: () => number, inFlight: () => number) {
     collectDefaultMetrics({ register: this.registry, prefix: "bridgetower_" });
@@ -70,6 +76,10 @@ export class Metrics {
     for (const w of r.waited) this.queueTime.observe({ kind: r.kind }, w);
     this.inferenceTime.observe({ kind: r.kind }, r.ran);
     this.batchSize.observe({ kind: r.kind }, r.size);
+  }
+
+  search(seconds: number): void {
+    this.searchTime.observe(seconds);
   }
 
   text(): Promise<string> {

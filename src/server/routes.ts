@@ -1,6 +1,6 @@
 /** The inference routes: parse and check the body, queue the work, shape the answer. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { BridgeTowerModel } from "../index.js";
+import type { BridgeTowerModel, Collection } from "../index.js";
 import type { Batcher, WorkItem } from "./batcher.js";
 import { badRequest, HttpError } from "./errors.js";
 import { object, type Inputs } from "./inputs.js";
@@ -12,6 +12,8 @@ export interface Ready {
   modelId: string;
   inputs: Inputs;
   batcher: Batcher;
+  /** With --db. */
+  collection?: Collection;
 }
 
 const MAX_TOP_K = 100;
@@ -103,13 +105,13 @@ function embeddingEntries(input: unknown, inputs: Inputs): { text?: unknown; ima
   return inputs.list(input, "input").map((x, i) => entry(x, `input[${i}]`));
 }
 
-function requireHead(r: Ready, head: keyof typeof HEAD_NAMES, route: string): void {
+export function requireHead(r: Ready, head: keyof typeof HEAD_NAMES, route: string): void {
   if (!r.model.heads.includes(head))
     throw new HttpError(400, "unsupported_by_model", `${route} needs the ${HEAD_NAMES[head]} head, which this server's model (${r.modelId}) does not have (it has: ${r.model.heads.join(", ")})`);
 }
 
 /** Queues a request's items; if the client goes away first, what is still queued is dropped. */
-function queue(r: Ready, req: FastifyRequest, reply: FastifyReply, items: WorkItem[]): Promise<unknown[]> {
+export function queue(r: Ready, req: FastifyRequest, reply: FastifyReply, items: WorkItem[]): Promise<unknown[]> {
   const gone = new AbortController();
   const onClose = () => {
     if (!reply.raw.writableFinished) gone.abort();

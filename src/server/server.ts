@@ -1,23 +1,28 @@
 /**
  * `bridgetower serve`: listens first (health answers 503 "loading"), loads the model with every head it has, warms
  * it up, then prints `listening on http://HOST:PORT`. SIGTERM/SIGINT: new requests get 503, everything accepted is
- * finished, then the server closes.
+ * finished, then the server closes. With --db it also serves a collection (search.ts).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { BridgeTowerModel, BridgeTowerProcessor, resolveModel } from "../index.js";
+import { BridgeTowerModel, BridgeTowerProcessor, InputError, resolveModel, type Collection } from "../index.js";
 import { Batcher, CancelledError } from "./batcher.js";
 import { errorBody, HttpError, toHttpError } from "./errors.js";
 import { Inputs } from "./inputs.js";
 import { Metrics } from "./metrics.js";
 import { loadPage, packageVersion, PAGE_CSP } from "./page.js";
 import { registerRoutes, type Ready } from "./routes.js";
+import { collectionInfo, ITEM_IMAGE_PATH, modelForCollection, openCollection, registerSearchRoutes } from "./search.js";
 import { runners } from "./work.js";
 
 export interface ServerOptions {
-  /** Model folder or Hub id. */
-  model: string;
+  /** Model folder or Hub id; with `db` it defaults to the collection's model. */
+  model?: string;
   revision?: string;
+  /** A collection made by `bridgetower index` (its folder, or an s3:// gs:// az:// URI): adds /v1/search and /v1/items. */
+  db?: string;
+  /** Where the collection's video frames are (default DB/frames). */
+  framesDir?: string;
   host: string;
   /** 0 = a free port. */
   port: number;
@@ -45,8 +50,11 @@ const OPEN = new Set([...HEALTH, "/metrics", "/", "/app.js", "/style.css"]);
 const ROUTES = new Map<string, string>([
   ...HEALTH.map((p) => [p, "GET, HEAD"] as [string, string]),
   ...["/info", "/metrics", "/", "/app.js", "/style.css"].map((p) => [p, "GET, HEAD"] as [string, string]),
-  ...["/v1/encode", "/v1/embeddings", "/v1/itm", "/v1/fill-mask"].map((p) => [p, "POST"] as [string, string]),
+  ...["/v1/encode", "/v1/embeddings", "/v1/itm", "/v1/fill-mask", "/v1/search"].map((p) => [p, "POST"] as [string, string]),
 ]);
+
+/** The methods a path allows, or undefined for no route. */
+const allowed = (path: string) => ROUTES.get(path) ?? (ITEM_IMAGE_PATH.test(path) ? "GET, HEAD" : undefined);
 
 type State = "loading" | "ok" | "draining";
 
@@ -89,8 +97,8 @@ export async function serve(o: ServerOptions): Promise<void> {
     reply.header("x-content-type-options", "nosniff");
     if (o.cors) reply.header("access-control-allow-origin", o.cors).header("vary", "origin");
     const path = req.url.split("?")[0];
-    if (o.cors && req.method === "OPTIONS" && ROUTES.has(path)) {
-      reply.code(204).header("access-control-allow-methods", ROUTES.get(path)!).header("access-control-allow-headers", "authorization, content-type")
+    if (o.cors && req.method === "OPTIONS" && allowed(path)) {
+      reply.code(204).header("access-control-allow-methods", allowed(path)!).header("access-control-allow-headers", "authorization, content-type")
         .header("access-control-max-age", "600").send();
       return reply;
     }
@@ -108,9 +116,9 @@ export async function serve(o: ServerOptions): Promise<void> {
     return reply.code(h.status).headers(h.headers).send(errorBody(h));
   });
   app.setNotFoundHandler((req, reply) => {
-    const allowed = ROUTES.get(req.url.split("?")[0]);
-    const h = allowed
-      ? new HttpError(405, "method_not_allowed", `${req.method} is not allowed here (allowed: ${allowed})`, { allow: allowed })
+    const methods = allowed(req.url.split("?")[0]);
+    const h = methods
+      ? new HttpError(405, "method_not_allowed", `${req.method} is not allowed here (allowed: ${methods})`, { allow: methods })
       : new HttpError(404, "not_found", "no such route");
     return reply.code(h.status).headers(h.headers).send(errorBody(h));
   });
@@ -120,8 +128,10 @@ export async function serve(o: ServerOptions): Promise<void> {
   app.get("/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
   for (const [path, f] of page) app.get(path, async (_req, reply) => reply.type(f.type).header("content-security-policy", PAGE_CSP).send(f.body));
   let info: Record<string, unknown> = {};
-  app.get("/info", async () => info);
+  // Rows are counted on each call: another process may be indexing into the collection.
+  app.get("/info", async () => ({ ...info, collection: ready?.collection ? await collectionInfo(ready.collection) : null }));
   registerRoutes(app, () => ready!);
+  registerSearchRoutes(app, () => ready!, metrics);
 
   await app.listen({ host: o.host, port: o.port });
   let stopped: () => void = () => {};
@@ -141,7 +151,7 @@ export async function serve(o: ServerOptions): Promise<void> {
     loading.catch(() => {}); // a signal may have ended the wait for it
     const loaded = await Promise.race([loading, done.then(() => undefined)]);
     if (!loaded) {
-      void loading.then((l) => l.model.dispose(), () => {});
+      void loading.then(dispose, () => {});
       return;
     }
     try {
@@ -149,7 +159,7 @@ export async function serve(o: ServerOptions): Promise<void> {
       const batcher = new Batcher(work, o, (r) => metrics.batch(r));
       const inputs = new Inputs(loaded.processor, loaded.model.config, o);
       await warmUp(loaded.model, inputs, work);
-      ready = { model: loaded.model, modelId: o.model, inputs, batcher };
+      ready = { model: loaded.model, modelId: loaded.modelId, inputs, batcher, collection: loaded.collection };
       info = infoOf(o, loaded, version, inputs.maxTokens);
       if (state === "loading") {
         state = "ok";
@@ -157,7 +167,7 @@ export async function serve(o: ServerOptions): Promise<void> {
       }
       await done;
     } finally {
-      await loaded.model.dispose();
+      await dispose(loaded);
     }
   } catch (e) {
     await app.close().catch(() => {});
@@ -181,19 +191,43 @@ async function drain(app: FastifyInstance, ready: () => Ready | undefined, inFli
 }
 
 async function load(o: ServerOptions) {
-  const { dir, fromHub } = await resolveModel(o.model, { revision: o.revision });
+  if (!o.model && !o.db) throw new InputError("model", "is required without a collection (db)");
+  // With a collection: its model unless given, and another one refused before any weights load.
+  const target = o.db ? await modelForCollection(o.db, o) : { model: o.model!, revision: o.revision, dtype: o.dtype };
+  const { dir, fromHub } = await resolveModel(target.model, { revision: target.revision });
   const onWarning = (w: string) => process.stderr.write(`bridgetower: warning: ${w}\n`);
   const [processor, model] = await Promise.allSettled([
     BridgeTowerProcessor.fromPretrained(dir),
-    BridgeTowerModel.fromPretrained(dir, { heads: "available", dtype: o.dtype, threads: o.threads, onWarning }),
+    BridgeTowerModel.fromPretrained(dir, { heads: "available", dtype: target.dtype, threads: o.threads, onWarning }),
   ]);
   if (processor.status === "rejected") {
     if (model.status === "fulfilled") await model.value.dispose();
     throw processor.reason;
   }
   if (model.status === "rejected") throw model.reason;
-  // A Hub snapshot folder is named by its commit.
-  return { processor: processor.value, model: model.value, commit: fromHub ? dir.split("/").pop() ?? null : null };
+  let collection: Collection | undefined;
+  if (o.db) {
+    try {
+      collection = await openCollection(o.db, model.value, processor.value, o.framesDir);
+    } catch (e) {
+      await model.value.dispose();
+      throw e;
+    }
+  }
+  return {
+    processor: processor.value, model: model.value, collection, modelId: target.model, revision: target.revision, dtype: target.dtype ?? "fp32",
+    // A Hub snapshot folder is named by its commit.
+    commit: fromHub ? dir.split("/").pop() ?? null : null,
+  };
+}
+
+/** The collection first: it leaves the server's model to us. */
+async function dispose(loaded: Awaited<ReturnType<typeof load>>): Promise<void> {
+  try {
+    await loaded.collection?.close();
+  } finally {
+    await loaded.model.dispose();
+  }
 }
 
 /** One call of every kind, so the first requests do not pay for onnxruntime's first-run setup. */
@@ -212,10 +246,10 @@ async function warmUp(model: BridgeTowerModel, inputs: Inputs, run: ReturnType<t
 
 function infoOf(o: ServerOptions, loaded: Awaited<ReturnType<typeof load>>, version: string, maxTokens: number): Record<string, unknown> {
   return {
-    model: o.model,
-    revision: o.revision ?? null,
+    model: loaded.modelId,
+    revision: loaded.revision ?? null,
     commit: loaded.commit,
-    dtype: o.dtype ?? "fp32",
+    dtype: loaded.dtype,
     heads: loaded.model.heads,
     embedding_dim: loaded.model.config.contrastiveHiddenSize ?? null,
     image_size: loaded.model.config.visionConfig.imageSize,

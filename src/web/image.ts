@@ -1,19 +1,24 @@
 /**
  * Images in the page, decoded by the browser (createImageBitmap with no colour-space conversion, no alpha
- * premultiplication, no EXIF rotation, as Pillow's `Image.open(f).convert("RGB")`) and read back as RGB bytes
+ * premultiplication, the EXIF block removed: as Pillow's `Image.open(f).convert("RGB")`) and read back as RGB bytes
  * (through WebGL where the page has it, else a 2D canvas); the Pillow-exact resize and the rest happen in
  * src/image/ as in Node.
  */
 import { ImageError } from "../errors.js";
 import { decodeBmp, isBmp } from "../image/bmp.js";
 import { checkRgbImage, isRgbImage, type RgbImage } from "../image/types.js";
+import { withoutExif } from "./exif.js";
 
-/** What the page accepts as an image: a Blob or File, a decoded image or canvas, ImageData, a URL, or RGB bytes. */
+/**
+ * What the page accepts as an image: a Blob or File, a decoded image or canvas, ImageData, a URL, or RGB bytes.
+ * Files (Blob, File, URL) decode as Pillow reads them; an <img>, ImageBitmap or canvas is taken as the browser
+ * decoded it, turned by its EXIF orientation.
+ */
 export type WebImageInput = Blob | ImageBitmap | ImageData | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | string | URL | RgbImage;
 
 /** Pillow's decompression-bomb limit, Node's default `maxPixels` (image/decode.ts). */
 const MAX_PIXELS = 178956970;
-const DECODE: ImageBitmapOptions = { colorSpaceConversion: "none", premultiplyAlpha: "none", imageOrientation: "none" as ImageOrientation };
+const DECODE: ImageBitmapOptions = { colorSpaceConversion: "none", premultiplyAlpha: "none" };
 
 export async function loadWebImage(input: WebImageInput, label = "image"): Promise<RgbImage> {
   if (typeof input === "string" || input instanceof URL) return fromBlob(await fetchImage(String(input)), String(input));
@@ -49,11 +54,12 @@ async function fetchImage(url: string): Promise<Blob> {
 
 async function fromBlob(blob: Blob, label: string): Promise<RgbImage> {
   // BMP goes through Node's decoder, which follows Pillow's rules (and refusals) exactly.
-  const head = new Uint8Array(await blob.slice(0, 2).arrayBuffer());
-  if (isBmp(head)) return decodeBmp(new Uint8Array(await blob.arrayBuffer()), label, MAX_PIXELS);
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  if (isBmp(bytes)) return decodeBmp(bytes, label, MAX_PIXELS);
+  const stored = withoutExif(bytes);
   let bitmap: ImageBitmap;
   try {
-    bitmap = await createImageBitmap(blob, DECODE);
+    bitmap = await createImageBitmap(stored === bytes ? blob : new Blob([stored as Uint8Array<ArrayBuffer>]), DECODE);
   } catch (e) {
     throw new ImageError(label, `cannot be decoded as an image (${(e as Error).message}): the browser reads PNG, JPEG, GIF, WebP, BMP and AVIF`, { cause: e });
   }

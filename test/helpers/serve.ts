@@ -22,11 +22,13 @@ export interface Served {
 
 /** Spawns the server and waits (at most `timeoutMs`) for its `listening on URL` line. */
 export async function startServer(
-  args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; model?: string; threads?: number | "default" } = {},
+  // model null: no --model flag (with --db, the server takes the collection's model).
+  args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; model?: string | null; threads?: number | "default" } = {},
 ): Promise<Served> {
   // One onnxruntime thread by default: the tests share the machine's cores.
   const threads = options.threads === "default" ? [] : ["--threads", String(options.threads ?? 1)];
-  const proc = spawn(BIN, ["serve", "--model", options.model ?? E2E, "--port", "0", ...threads, ...args], {
+  const model = options.model === null ? [] : ["--model", options.model ?? E2E];
+  const proc = spawn(BIN, ["serve", ...model, "--port", "0", ...threads, ...args], {
     env: { ...process.env, HF_HUB_OFFLINE: "1", ...options.env },
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -1,4 +1,5 @@
-// The page's script: reads the chosen image as a data: URL and calls the server's own API (/v1/itm, /v1/fill-mask).
+// The page's script: reads the chosen image as a data: URL and calls the server's own API (/v1/itm, /v1/fill-mask,
+// and /v1/search when the server has a collection).
 const $ = (id) => document.getElementById(id);
 const images = { rank: null, fill: null };
 
@@ -7,11 +8,15 @@ function status(message, isError = false) {
   $("status").classList.toggle("error", isError);
 }
 
-async function api(path, body) {
-  const headers = { "content-type": "application/json" };
+function headers() {
+  const h = { "content-type": "application/json" };
   const key = $("api-key").value.trim();
-  if (key) headers.authorization = `Bearer ${key}`;
-  const res = await fetch(path, body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) });
+  if (key) h.authorization = `Bearer ${key}`;
+  return h;
+}
+
+async function api(path, body) {
+  const res = await fetch(path, body === undefined ? { headers: headers() } : { method: "POST", headers: headers(), body: JSON.stringify(body) });
   const data = await res.json().catch(() => ({}));
   if (res.status === 401) $("key-field").hidden = false;
   if (!res.ok) throw new Error(data.error?.message ?? `HTTP ${res.status}`);
@@ -22,7 +27,9 @@ async function api(path, body) {
 async function showInfo() {
   try {
     const info = await api("/info");
-    $("model").textContent = `${info.model} (${info.dtype}; heads: ${info.heads.join(", ")})`;
+    const rows = info.collection ? `; collection: ${info.collection.rows} rows` : "";
+    $("model").textContent = `${info.model} (${info.dtype}; heads: ${info.heads.join(", ")}${rows})`;
+    $("tab-search").hidden = !info.collection;
   } catch (e) {
     if ($("key-field").hidden) status(e.message, true);
   }
@@ -109,8 +116,58 @@ async function fill() {
   }
 }
 
+// Thumbnails are fetched (not <img src>) so that the API key goes with them; blob: URLs are freed on the next search.
+let thumbs = [];
+async function thumbnail(id) {
+  const img = document.createElement("img");
+  img.className = "thumb";
+  img.alt = "";
+  const res = await fetch(`/v1/items/${encodeURIComponent(id)}/image`, { headers: headers() });
+  if (res.ok) {
+    img.src = URL.createObjectURL(await res.blob());
+    thumbs.push(img.src);
+  }
+  return img;
+}
+
+const clock = (ms) => `${String(Math.floor(ms / 60000)).padStart(2, "0")}:${String(Math.floor(ms / 1000) % 60).padStart(2, "0")}`;
+
+/** One hit: thumbnail, caption (or file name), the time in a video, the cosine score to 4 decimals. */
+async function hit(r) {
+  const li = document.createElement("li");
+  li.className = "hit";
+  const label = document.createElement("span");
+  label.className = "label";
+  label.textContent = r.text ?? r.source.split("/").pop();
+  const time = document.createElement("span");
+  time.className = "time";
+  time.textContent = r.time_ms === undefined ? "" : clock(r.time_ms);
+  const value = document.createElement("span");
+  value.className = "score";
+  value.textContent = r.score.toFixed(4);
+  li.append(await thumbnail(r.id), label, time, value);
+  return li;
+}
+
+async function search() {
+  const text = $("search-text").value.trim();
+  if (!text) return status("type a question first", true);
+  status("searching…");
+  $("search").disabled = true;
+  try {
+    const { results } = await api("/v1/search", { query: text, top_k: Number($("search-k").value) || 8 });
+    for (const u of thumbs.splice(0)) URL.revokeObjectURL(u);
+    $("search-results").replaceChildren(...(await Promise.all(results.map(hit))));
+    status(`${results.length} result(s), best first by cosine similarity`);
+  } catch (e) {
+    status(e.message, true);
+  } finally {
+    $("search").disabled = false;
+  }
+}
+
 function show(view) {
-  for (const v of ["rank", "fill"]) {
+  for (const v of ["rank", "fill", "search"]) {
     $(`view-${v}`).hidden = v !== view;
     $(`tab-${v}`).setAttribute("aria-selected", String(v === view));
   }
@@ -121,6 +178,11 @@ setUpImage("rank");
 setUpImage("fill");
 $("rank").addEventListener("click", rank);
 $("fill").addEventListener("click", fill);
+$("search").addEventListener("click", search);
+// A key typed after a 401 may reveal the Search tab (/info needs the key too).
+$("api-key").addEventListener("change", showInfo);
+$("search-text").addEventListener("keydown", (e) => e.key === "Enter" && search());
 $("tab-rank").addEventListener("click", () => show("rank"));
 $("tab-fill").addEventListener("click", () => show("fill"));
+$("tab-search").addEventListener("click", () => show("search"));
 showInfo();
