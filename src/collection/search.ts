@@ -2,7 +2,7 @@
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import type { Table } from "@lancedb/lancedb";
-import { InputError, rankImages, type ImageInput, type Tensor } from "../index.js";
+import { cosine, InputError, rankImages, type ImageInput, type Tensor } from "../index.js";
 import type { CollectionModel } from "./model.js";
 import { META_COLUMNS, type Row } from "./table.js";
 
@@ -55,16 +55,6 @@ export async function embedQuery(m: CollectionModel, q: { text?: string; image?:
     else e = await model.itc.embedImages(i!.pixelValues!);
     return e.data as Float32Array;
   });
-}
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let k = 0; k < a.length; k++) {
-    dot += a[k] * b[k];
-    na += a[k] * a[k];
-    nb += b[k] * b[k];
-  }
-  return dot / Math.max(Math.sqrt(na) * Math.sqrt(nb), 1e-12);
 }
 
 /** The `limit` rows nearest to `vector` by cosine, best first (exact scores from the stored vectors). */

@@ -3,7 +3,7 @@
  * (texts padded to the longest, as the processor's padding "longest"); an ITM or fill-mask request is one call of
  * its own, the same steps as rankTexts/rankImages/fillMask but from the pixel values prepared at admission.
  */
-import { int64Tensor, type BridgeTowerModel, type BridgeTowerProcessor, type Tensor } from "../index.js";
+import { fillMaskFromLogits, int64Tensor, type BridgeTowerModel, type BridgeTowerProcessor, type Tensor } from "../index.js";
 import type { Kind, Runner } from "./batcher.js";
 import type { ImageIn, TextIn } from "./inputs.js";
 
@@ -75,42 +75,9 @@ const args = (t: ReturnType<typeof padded>) => [t.inputIds, t.attentionMask] as 
 
 /** fillMask: the top-k tokens (softmax over the vocabulary) at each `<mask>`, and the argmax at every position. */
 async function fillMask(model: BridgeTowerModel, processor: BridgeTowerProcessor, job: FillMaskJob, images: (xs: ImageIn[]) => Tensor<Float32Array>): Promise<FillMaskOutput> {
-  const tok = processor.tokenizer;
-  const ids = job.text.ids;
-  const positions = ids.flatMap((id, i) => (id === tok.maskTokenId ? [i] : []));
-  const out = await model.mlm.run({ inputIds: int64Tensor([ids]), pixelValues: images([job.image]) });
-  const logits = out["mlm.logits"].data as Float32Array;
-  const V = model.config.textConfig.vocabSize;
-  const row = (p: number) => logits.subarray(p * V, (p + 1) * V);
-  const masks = positions.map((p) => topTokens(row(p), Math.min(job.topK, V)).map(({ id, score }) => ({ token: tok.decode([id]), token_id: id, score })));
-  const filled = [...ids];
-  positions.forEach((p, k) => (filled[p] = masks[k][0].token_id));
-  const best = ids.map((_, p) => argmax(row(p)));
-  return { sequence: tok.decode(filled, { skipSpecialTokens: true }), masks, decoded: processor.decode(best) };
-}
-
-/** The k largest logits (ties: lower id first, as torch.topk/argmax on CPU) with their softmax probability. */
-function topTokens(row: Float32Array, k: number): { id: number; score: number }[] {
-  let max = -Infinity;
-  for (const v of row) max = Math.max(max, v);
-  let z = 0;
-  for (const v of row) z += Math.exp(v - max);
-  const best: number[] = [];
-  for (let i = 0; i < row.length; i++) {
-    if (best.length === k && !(row[i] > row[best[k - 1]])) continue;
-    let at = best.length;
-    while (at > 0 && row[i] > row[best[at - 1]]) at--;
-    best.splice(at, 0, i);
-    if (best.length > k) best.pop();
-  }
-  return best.map((id) => ({ id, score: Math.exp(row[id] - max) / z }));
-}
-
-/** Index of the largest logit, the first on ties (as torch.argmax). */
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
+  const out = await model.mlm.run({ inputIds: int64Tensor([job.text.ids]), pixelValues: images([job.image]) });
+  const r = fillMaskFromLogits(processor, job.text.ids, out["mlm.logits"].data as Float32Array, job.topK);
+  return { sequence: r.sequence, masks: r.masks.map((m) => m.map((c) => ({ token: c.token, token_id: c.tokenId, score: c.score }))), decoded: r.decoded };
 }
 
 /** Token rows padded on the right with `<pad>` (attention mask 0), as padding "longest". */

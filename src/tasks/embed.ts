@@ -43,7 +43,8 @@ function rows(t: Tensor): number[][] {
   return Array.from({ length: B }, (_, b) => Array.from(t.data.subarray(b * C, (b + 1) * C) as Float32Array));
 }
 
-export function cosine(a: number[], b: number[]): number {
+/** Cosine similarity of two vectors. */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let dot = 0, na = 0, nb = 0;
   for (let k = 0; k < a.length; k++) {
     dot += a[k] * b[k];

@@ -37,16 +37,22 @@ export async function fillMask(
   const positions = ids.flatMap((id, i) => (id === tok.maskTokenId ? [i] : []));
   if (positions.length === 0) throw new InputError(text, "the text has no <mask> token to fill");
   const out = await model.run({ inputIds: inputIds!, attentionMask, pixelValues: pixelValues! });
-  const logits = out["mlm.logits"].data as Float32Array;
-  const V = model.config.textConfig.vocabSize;
-  const masks = positions.map((p) => topTokens(logits.subarray(p * V, (p + 1) * V), Math.min(topK, V)).map(({ id, p: score }) => ({
-    token: tok.decode([id]),
-    tokenId: id,
-    score,
-  })));
+  return fillMaskFromLogits(processor, ids, out["mlm.logits"].data as Float32Array, topK);
+}
+
+/**
+ * The result of `fillMask` from the MLM logits `[T, V]` of one text `ids` (for callers that run the model
+ * themselves, e.g. batched in a server): top-k at each `<mask>`, the filled sequence, the argmax decode.
+ */
+export function fillMaskFromLogits(processor: BridgeTowerProcessor, ids: number[], logits: Float32Array, topK: number): FillMaskResult {
+  const tok = processor.tokenizer;
+  const V = logits.length / ids.length;
+  const row = (p: number) => logits.subarray(p * V, (p + 1) * V);
+  const positions = ids.flatMap((id, i) => (id === tok.maskTokenId ? [i] : []));
+  const masks = positions.map((p) => topTokens(row(p), Math.min(topK, V)).map(({ id, p: score }) => ({ token: tok.decode([id]), tokenId: id, score })));
   const filled = [...ids];
   positions.forEach((p, k) => (filled[p] = masks[k][0].tokenId));
-  const best = Array.from({ length: ids.length }, (_, p) => argmax(logits.subarray(p * V, (p + 1) * V)));
+  const best = ids.map((_, p) => argmax(row(p)));
   return { sequence: tok.decode(filled, { skipSpecialTokens: true }), masks, decoded: processor.decode(best) };
 }
 

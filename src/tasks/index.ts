@@ -1,3 +1,3 @@
 export { rankTexts, rankImages, type MatchScore, type TextMatch, type RankOptions } from "./rank.js";
-export { fillMask, type FillMaskResult, type MaskCandidate } from "./fill-mask.js";
-export { embed, type Embeddings } from "./embed.js";
+export { fillMask, fillMaskFromLogits, type FillMaskResult, type MaskCandidate } from "./fill-mask.js";
+export { cosine, embed, type Embeddings } from "./embed.js";
