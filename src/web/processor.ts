@@ -2,28 +2,16 @@
  * `BridgeTowerProcessor` in the page: the same tokenizer and image processor as Node (src/tokenizer, src/image),
  * their files fetched from a Hub repo or a model folder's URL, images decoded by the browser (image.ts).
  */
-import { ConfigError, InputError, TokenizerError } from "../errors.js";
+import { ConfigError, TokenizerError } from "../errors.js";
 import { parseImageProcessorConfig, defaultImageProcessorConfig } from "../image/config.js";
 import { BridgeTowerImageProcessor } from "../image/processor.js";
-import { int64Tensor, type Tensor } from "../model/tensor.js";
-import { RobertaTokenizer, type DecodeOptions } from "../tokenizer/roberta.js";
-import type { EncodeOptions } from "../tokenizer/options.js";
+import { ProcessorBase, type BaseCallOptions } from "../processor-base.js";
+import { RobertaTokenizer } from "../tokenizer/roberta.js";
 import { getText, Source, type SourceOptions } from "./http.js";
 import { loadWebImage, type WebImageInput } from "./image.js";
 
-export interface ProcessorCallOptions extends EncodeOptions {
-  images?: WebImageInput | WebImageInput[];
-  text?: string | string[];
-  /** Default true, as BridgeTowerProcessor passes it. */
-  doCenterCrop?: boolean;
-}
-
-export interface ProcessorOutput {
-  inputIds?: Tensor<BigInt64Array>;
-  attentionMask?: Tensor<BigInt64Array>;
-  pixelValues?: Tensor<Float32Array>;
-  pixelMask?: Tensor<BigInt64Array>;
-}
+export type ProcessorCallOptions = BaseCallOptions<WebImageInput>;
+export type { ProcessorOutput } from "../processor-base.js";
 
 function json(text: string, file: string, error: (file: string, message: string) => Error): unknown {
   try {
@@ -33,8 +21,10 @@ function json(text: string, file: string, error: (file: string, message: string)
   }
 }
 
-export class BridgeTowerProcessor {
-  constructor(readonly imageProcessor: BridgeTowerImageProcessor, readonly tokenizer: RobertaTokenizer) {}
+export class BridgeTowerProcessor extends ProcessorBase<WebImageInput, ProcessorCallOptions> {
+  constructor(imageProcessor: BridgeTowerImageProcessor, tokenizer: RobertaTokenizer) {
+    super(imageProcessor, tokenizer, (image, i) => loadWebImage(image, `image ${i}`));
+  }
 
   /**
    * From a Hub repo id or a model folder's URL: preprocessor_config.json (class defaults when absent) and
@@ -57,39 +47,4 @@ export class BridgeTowerProcessor {
     } else tokenizer = RobertaTokenizer.fromVocabMerges(json(vocab, url("vocab.json"), (f, m) => new TokenizerError(f, m)) as Record<string, number>, merges);
     return new BridgeTowerProcessor(new BridgeTowerImageProcessor(config), tokenizer);
   }
-
-  /** Tokenizes `text` and preprocesses `images` (either may be omitted). */
-  async call(options: ProcessorCallOptions): Promise<ProcessorOutput> {
-    const out: ProcessorOutput = {};
-    if (options.text !== undefined) {
-      const enc = this.tokenizer.encode(options.text, options);
-      out.inputIds = rectangular(enc.inputIds, "text");
-      out.attentionMask = rectangular(enc.attentionMask, "text");
-    }
-    if (options.images !== undefined) {
-      const list = Array.isArray(options.images) ? options.images : [options.images];
-      const images = await Promise.all(list.map((img, i) => loadWebImage(img, `image ${i}`)));
-      const r = this.imageProcessor.preprocess(images, { doCenterCrop: options.doCenterCrop ?? true });
-      const [B, , H, W] = r.shape;
-      out.pixelValues = { data: r.pixelValues, dims: r.shape };
-      out.pixelMask = { data: r.pixelMask, dims: [B, H, W] };
-    }
-    return out;
-  }
-
-  decode(ids: number[], options?: DecodeOptions): string {
-    return this.tokenizer.decode(ids, options);
-  }
-
-  batchDecode(ids: number[][], options?: DecodeOptions): string[] {
-    return this.tokenizer.batchDecode(ids, options);
-  }
-}
-
-/** Token rows as an int64 `[B, T]` tensor; rows of different lengths need padding. */
-function rectangular(rows: number[][], what: string): Tensor<BigInt64Array> {
-  const T = rows[0]?.length ?? 0;
-  if (rows.some((r) => r.length !== T))
-    throw new InputError(what, `the texts have different lengths (${rows.map((r) => r.length).join(", ")} tokens): pass padding ("longest" or "max_length") to batch them`);
-  return int64Tensor(rows);
 }
