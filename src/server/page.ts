@@ -9,11 +9,15 @@ import { fileURLToPath } from "node:url";
 const FILES: Record<string, { file: string; type: string }> = {
   "/": { file: "index.html", type: "text/html; charset=utf-8" },
   "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
+  "/in-browser.js": { file: "in-browser.js", type: "text/javascript; charset=utf-8" },
   "/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
 };
 
-/** Nothing from elsewhere; images come in as data: URLs and file previews as blob: URLs. */
-export const PAGE_CSP = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+/**
+ * Nothing from elsewhere; images come in as data: URLs and file previews as blob: URLs. 'wasm-unsafe-eval' lets
+ * onnxruntime-web compile its WebAssembly ("run in this browser"); it allows no JavaScript eval.
+ */
+export const PAGE_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 function pageDir(): string {
   for (const rel of ["./page/", "../../src/server/page/"]) {

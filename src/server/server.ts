@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { BridgeTowerModel, BridgeTowerProcessor, InputError, resolveModel, type Collection } from "../index.js";
 import { Batcher, CancelledError } from "./batcher.js";
 import { errorBody, HttpError, toHttpError } from "./errors.js";
+import { FILE_PATH, ISOLATION_HEADERS, modelFiles, registerFileRoutes, webFiles, type ServedFiles } from "./files.js";
 import { Inputs } from "./inputs.js";
 import { Metrics } from "./metrics.js";
 import { loadPage, packageVersion, PAGE_CSP } from "./page.js";
@@ -44,17 +45,22 @@ export interface ServerOptions {
 export const DEFAULT_MAX_IMAGE_PIXELS = 50_000_000;
 
 const HEALTH = ["/health", "/v1/health_check", "/ping"];
-/** Open without the API key (the page asks for the key itself, from /info's 401). */
-const OPEN = new Set([...HEALTH, "/metrics", "/", "/app.js", "/style.css"]);
+const PAGE_FILES = ["/", "/app.js", "/in-browser.js", "/style.css"];
+/**
+ * Open without the API key (the page asks for the key itself, from /info's 401). /web/ (the page's library) is open
+ * too: module imports and onnxruntime's workers cannot send a key. /model/ needs it.
+ */
+const OPEN = new Set([...HEALTH, "/metrics", ...PAGE_FILES]);
+const isOpen = (path: string) => OPEN.has(path) || path.startsWith("/web/");
 /** Routes and their methods, for 405 answers. */
 const ROUTES = new Map<string, string>([
   ...HEALTH.map((p) => [p, "GET, HEAD"] as [string, string]),
-  ...["/info", "/metrics", "/", "/app.js", "/style.css"].map((p) => [p, "GET, HEAD"] as [string, string]),
+  ...["/info", "/metrics", ...PAGE_FILES].map((p) => [p, "GET, HEAD"] as [string, string]),
   ...["/v1/encode", "/v1/embeddings", "/v1/itm", "/v1/fill-mask", "/v1/search"].map((p) => [p, "POST"] as [string, string]),
 ]);
 
 /** The methods a path allows, or undefined for no route. */
-const allowed = (path: string) => ROUTES.get(path) ?? (ITEM_IMAGE_PATH.test(path) ? "GET, HEAD" : undefined);
+const allowed = (path: string) => ROUTES.get(path) ?? (ITEM_IMAGE_PATH.test(path) || FILE_PATH.test(path) ? "GET, HEAD" : undefined);
 
 type State = "loading" | "ok" | "draining";
 
@@ -66,7 +72,8 @@ export async function serve(o: ServerOptions): Promise<void> {
   let inFlight = 0;
   let drained: () => void = () => {};
   const metrics = new Metrics(() => ready?.batcher.waiting ?? 0, () => inFlight);
-  const [page, version] = await Promise.all([loadPage(), packageVersion()]);
+  const [page, version, web] = await Promise.all([loadPage(), packageVersion(), webFiles()]);
+  let files: ServedFiles | undefined;
   const keyDigest = o.apiKey ? digest(o.apiKey) : undefined;
 
   const app = Fastify({
@@ -95,17 +102,17 @@ export async function serve(o: ServerOptions): Promise<void> {
       if (--inFlight === 0 && state === "draining") drained();
     });
     reply.header("x-content-type-options", "nosniff");
-    if (o.cors) reply.header("access-control-allow-origin", o.cors).header("vary", "origin");
+    if (o.cors) reply.header("access-control-allow-origin", o.cors).header("vary", "origin").header("access-control-expose-headers", "content-range, content-length, accept-ranges, etag");
     const path = req.url.split("?")[0];
     if (o.cors && req.method === "OPTIONS" && allowed(path)) {
-      reply.code(204).header("access-control-allow-methods", allowed(path)!).header("access-control-allow-headers", "authorization, content-type")
+      reply.code(204).header("access-control-allow-methods", allowed(path)!).header("access-control-allow-headers", "authorization, content-type, range")
         .header("access-control-max-age", "600").send();
       return reply;
     }
     if (HEALTH.includes(path) || path === "/metrics") return;
     if (state === "loading") throw new HttpError(503, "unavailable", "the model is loading", { "retry-after": "1" });
     if (state === "draining") throw new HttpError(503, "unavailable", "the server is shutting down", { "retry-after": "1", connection: "close" });
-    if (keyDigest && !OPEN.has(path) && !authorized(req, keyDigest))
+    if (keyDigest && !isOpen(path) && !authorized(req, keyDigest))
       throw new HttpError(401, "unauthorized", "missing or wrong API key: send Authorization: Bearer KEY", { "www-authenticate": "Bearer" });
   });
 
@@ -126,12 +133,13 @@ export async function serve(o: ServerOptions): Promise<void> {
   for (const path of HEALTH)
     app.get(path, async (_req, reply) => reply.code(state === "ok" ? 200 : 503).send({ status: state }));
   app.get("/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
-  for (const [path, f] of page) app.get(path, async (_req, reply) => reply.type(f.type).header("content-security-policy", PAGE_CSP).send(f.body));
+  for (const [path, f] of page) app.get(path, async (_req, reply) => reply.type(f.type).headers(ISOLATION_HEADERS).header("content-security-policy", PAGE_CSP).send(f.body));
   let info: Record<string, unknown> = {};
   // Rows are counted on each call: another process may be indexing into the collection.
   app.get("/info", async () => ({ ...info, collection: ready?.collection ? await collectionInfo(ready.collection) : null }));
   registerRoutes(app, () => ready!);
   registerSearchRoutes(app, () => ready!, metrics);
+  registerFileRoutes(app, () => files);
 
   await app.listen({ host: o.host, port: o.port });
   let stopped: () => void = () => {};
@@ -159,8 +167,9 @@ export async function serve(o: ServerOptions): Promise<void> {
       const batcher = new Batcher(work, o, (r) => metrics.batch(r));
       const inputs = new Inputs(loaded.processor, loaded.model.config, o);
       await warmUp(loaded.model, inputs, work);
+      files = await modelFiles(loaded.dir, web, loaded.model.heads);
       ready = { model: loaded.model, modelId: loaded.modelId, inputs, batcher, collection: loaded.collection };
-      info = infoOf(o, loaded, version, inputs.maxTokens);
+      info = { ...infoOf(o, loaded, version, inputs.maxTokens), browser: files.browser };
       if (state === "loading") {
         state = "ok";
         log(`listening on ${urlOf(app, o.host)}`);
@@ -215,7 +224,7 @@ async function load(o: ServerOptions) {
     }
   }
   return {
-    processor: processor.value, model: model.value, collection, modelId: target.model, revision: target.revision, dtype: target.dtype ?? "fp32",
+    processor: processor.value, model: model.value, collection, dir, modelId: target.model, revision: target.revision, dtype: target.dtype ?? "fp32",
     // A Hub snapshot folder is named by its commit.
     commit: fromHub ? dir.split("/").pop() ?? null : null,
   };

@@ -8,6 +8,8 @@ import { fixture, repoRoot } from "./fixtures.js";
 
 export const E2E = fixture("e2e-fullvocab");
 export const BIN = resolve(repoRoot, "bin/bridgetower");
+/** The CLI from src through tsx, for tests that must not need a build of dist/. */
+const FROM_SOURCES = [process.execPath, "--import", "tsx", resolve(repoRoot, "test/helpers/cli-src.ts")];
 
 export interface Served {
   url: string;
@@ -23,12 +25,14 @@ export interface Served {
 /** Spawns the server and waits (at most `timeoutMs`) for its `listening on URL` line. */
 export async function startServer(
   // model null: no --model flag (with --db, the server takes the collection's model).
-  args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; model?: string | null; threads?: number | "default" } = {},
+  args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; model?: string | null; threads?: number | "default"; fromSources?: boolean } = {},
 ): Promise<Served> {
   // One onnxruntime thread by default: the tests share the machine's cores.
   const threads = options.threads === "default" ? [] : ["--threads", String(options.threads ?? 1)];
   const model = options.model === null ? [] : ["--model", options.model ?? E2E];
-  const proc = spawn(BIN, ["serve", ...model, "--port", "0", ...threads, ...args], {
+  // BRIDGETOWER_SERVE_FROM_SOURCES=1 runs any server test against src (no build of dist/ needed).
+  const [cmd, ...pre] = options.fromSources || process.env.BRIDGETOWER_SERVE_FROM_SOURCES === "1" ? FROM_SOURCES : [BIN];
+  const proc = spawn(cmd, [...pre, "serve", ...model, "--port", "0", ...threads, ...args], {
     env: { ...process.env, HF_HUB_OFFLINE: "1", ...options.env },
     stdio: ["ignore", "ignore", "pipe"],
   });

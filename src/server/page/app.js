@@ -1,7 +1,11 @@
 // The page's script: reads the chosen image as a data: URL and calls the server's own API (/v1/itm, /v1/fill-mask,
-// and /v1/search when the server has a collection).
+// and /v1/search when the server has a collection), or ranks in this tab with "run in this browser" (in-browser.js).
+import { canRunHere, rankHere } from "/in-browser.js";
+
 const $ = (id) => document.getElementById(id);
 const images = { rank: null, fill: null };
+const files = { rank: null, fill: null };
+let info = null;
 
 function status(message, isError = false) {
   $("status").textContent = message;
@@ -26,10 +30,11 @@ async function api(path, body) {
 // The API key field appears only when the server asks for one.
 async function showInfo() {
   try {
-    const info = await api("/info");
+    info = await api("/info");
     const rows = info.collection ? `; collection: ${info.collection.rows} rows` : "";
     $("model").textContent = `${info.model} (${info.dtype}; heads: ${info.heads.join(", ")}${rows})`;
     $("tab-search").hidden = !info.collection;
+    $("in-browser-field").hidden = !canRunHere(info);
   } catch (e) {
     if ($("key-field").hidden) status(e.message, true);
   }
@@ -40,6 +45,7 @@ function readImage(view, file) {
   const reader = new FileReader();
   reader.onload = () => {
     images[view] = reader.result;
+    files[view] = file;
     const preview = $(`${view}-preview`);
     preview.src = reader.result;
     preview.hidden = false;
@@ -64,10 +70,11 @@ function setUpImage(view) {
   });
 }
 
-/** One result row: a label, a bar as wide as the score, the score to 4 decimals. */
+/** One result row: a label, a bar as wide as the score, the score to 4 decimals (the full number in data-score). */
 function row(label, score) {
   const li = document.createElement("li");
   li.className = "row";
+  li.dataset.score = String(score);
   const text = document.createElement("span");
   text.className = "label";
   text.textContent = label;
@@ -87,17 +94,29 @@ async function rank() {
   const texts = $("captions").value.split("\n").map((t) => t.trim()).filter((t) => t);
   if (!images.rank) return status("choose an image first", true);
   if (texts.length === 0) return status("type at least one caption", true);
+  const here = $("in-browser").checked;
   status("ranking…");
   $("rank").disabled = true;
   try {
-    const { results } = await api("/v1/itm", { image: images.rank, texts });
+    const results = here ? await rankInTab(texts) : (await api("/v1/itm", { image: images.rank, texts })).results;
     $("rank-results").replaceChildren(...results.map((r) => row(r.text, r.score)));
-    status(`${results.length} caption(s) ranked by match probability`);
+    status(`${results.length} caption(s) ranked by match probability${here ? " in this browser" : ""}`);
   } catch (e) {
     status(e.message, true);
   } finally {
     $("rank").disabled = false;
+    $("load-progress").hidden = true;
   }
+}
+
+/** The File itself goes to the model in the tab: nothing is sent. */
+function rankInTab(texts) {
+  const progress = $("load-progress");
+  return rankHere(info, files.rank, texts, () => $("api-key").value.trim(), (fraction, message) => {
+    progress.hidden = fraction >= 1;
+    progress.value = fraction;
+    status(message);
+  });
 }
 
 async function fill() {
