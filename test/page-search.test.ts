@@ -4,22 +4,21 @@
  * the key, video times as mm:ss). Screenshot: .cache/test-output/page-search.png (ignored).
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type Browser } from "playwright-core";
+import { type Browser } from "playwright-core";
+import { launchChromium, skipWithoutChromium } from "./helpers/chromium.js";
 import { buildCollection } from "./helpers/collection.js";
 import { repoRoot } from "./helpers/fixtures.js";
 import { post, startServer, type Served } from "./helpers/serve.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const OUT = resolve(repoRoot, ".cache/test-output");
 const KEY = "page-search-key";
 const QUESTION = "a cat sitting on a wooden floor";
 
-// Skipped on a machine without Chromium, but never in CI (.ci/run installs it).
-const skip = existsSync(CHROMIUM) || process.env.CI ? false : `${CHROMIUM} is not installed (apt-get install chromium, as .ci/run does)`;
+const skip = skipWithoutChromium;
 
 describe("the web page's Search view", { timeout: 180_000, skip }, () => {
   let tmp: string | undefined;
@@ -30,12 +29,7 @@ describe("the web page's Search view", { timeout: 180_000, skip }, () => {
     tmp = mkdtempSync(join(tmpdir(), "bt-page-search-"));
     const { db } = await buildCollection(tmp);
     [browser, s] = await Promise.all([
-      chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        timeout: 60_000,
-        args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      }),
+      launchChromium(),
       startServer(["--db", db, "--quiet"], { env: { BRIDGETOWER_API_KEY: KEY } }),
     ]);
   });

@@ -6,22 +6,22 @@
  * Screenshot: .cache/test-output/page-web.png (ignored).
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type Browser, type Page, type Request } from "playwright-core";
+import { type Browser, type Page, type Request } from "playwright-core";
+import { launchChromium, skipWithoutChromium } from "./helpers/chromium.js";
 import { modelFiles, parseRange } from "../src/server/files.js";
 import { repoRoot } from "./helpers/fixtures.js";
 import { dataUrl, E2E, get, post, rawHttp, startServer, type Served } from "./helpers/serve.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const OUT = resolve(repoRoot, ".cache/test-output");
 const IMAGE = join(E2E, "images", "chelsea.png");
 const CAPTIONS = ["a cat sitting on a wooden floor", "a cup of coffee on a table", "a rocket launching into the sky", "a black and white photo of a man"];
 const KEY = "page-web-key";
 
-const skip = existsSync(CHROMIUM) || process.env.CI ? false : `${CHROMIUM} is not installed (apt-get install chromium, as .ci/run does)`;
+const skip = skipWithoutChromium;
 
 /** Whether any request body holds the image: its bytes, or their base64 (as a data: URL carries them). */
 function carriesImage(r: Request, png: Buffer): boolean {
@@ -36,12 +36,7 @@ describe("the page's \"run in this browser\" switch", { timeout: 300_000, skip }
   const servers: Served[] = [];
   before(async () => {
     mkdirSync(OUT, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 60_000,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -4,32 +4,26 @@
  * field. Screenshots go to .cache/test-output/ (ignored).
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium, skipWithoutChromium } from "./helpers/chromium.js";
 import { repoRoot } from "./helpers/fixtures.js";
 import { dataUrl, E2E, post, startServer, type Served } from "./helpers/serve.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const OUT = resolve(repoRoot, ".cache/test-output");
 const image = (name: string) => join(E2E, "images", name);
 const CAPTIONS = ["a cat sitting on a wooden floor", "a cup of coffee on a table", "a rocket launching into the sky", "a black and white photo of a man"];
 
-// Skipped on a machine without Chromium, but never in CI (.ci/run installs it).
-const skip = existsSync(CHROMIUM) || process.env.CI ? false : `${CHROMIUM} is not installed (apt-get install chromium, as .ci/run does)`;
+const skip = skipWithoutChromium;
 
 describe("the web page", { timeout: 180_000, skip }, () => {
   let browser: Browser;
   const servers: Served[] = [];
   before(async () => {
     mkdirSync(OUT, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 60_000,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -60,24 +60,20 @@ export async function startServer(
 
 /** POST JSON with a timeout; returns status, headers and the parsed body. */
 export async function post(url: string, body: unknown, init: { headers?: Record<string, string>; raw?: string; timeoutMs?: number } = {}) {
-  const res = await fetch(url, {
+  return answer(await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", ...init.headers },
     body: init.raw ?? JSON.stringify(body),
     signal: AbortSignal.timeout(init.timeoutMs ?? 60_000),
-  });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, json, text };
+  }));
 }
 
 export async function get(url: string, headers: Record<string, string> = {}) {
-  const res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
+  return answer(await fetch(url, { headers, signal: AbortSignal.timeout(30_000) }));
+}
+
+/** Status, headers, the body as text and as JSON (undefined when it is not JSON). */
+async function answer(res: Response) {
   const text = await res.text();
   let json: any;
   try {

@@ -2,15 +2,13 @@
  * Debian's Chromium (playwright-core, no downloaded browser) on the bridgetower/web test page, with the Hub
  * imitation behind a CORS front, for the web tests and bench/web.ts. Everything closes with `close()`.
  */
-import { existsSync } from "node:fs";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { launchChromium } from "./chromium.js";
+export { CHROMIUM, skipWithoutChromium } from "./chromium.js";
 import { startHubServer, type HubServer } from "./hub-server.js";
 import { startCorsFront, startPageServer, type CorsFront, type PageServer } from "./web-server.js";
 
-export const CHROMIUM = "/usr/bin/chromium";
 export const REPO = "BridgeTower/e2e-fullvocab";
-/** Skipped on a machine without Chromium, but never in CI (.ci/run installs it). */
-export const skipWithoutChromium = existsSync(CHROMIUM) || process.env.CI ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
 export interface WebEnv {
   browser: Browser;
@@ -28,12 +26,7 @@ export async function startWebEnv(options: { models?: Record<string, string>; im
   const hub = await startHubServer();
   const front = await startCorsFront(hub.url);
   const pages = await startPageServer(options);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 60_000,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launchChromium();
   const contexts: BrowserContext[] = [];
   return {
     browser, hub, front, pages,
