@@ -180,7 +180,7 @@ const table = [
   `| serve_peak_rss_bytes (all heads, under load) | ${gb(r.serve_peak_rss_bytes)} | <= 1.3 x weights (${ratio(r.serve_peak_rss_bytes, r.weight_bytes)} x) |`,
   `| export_s / int8_export_s | ${s(r.export_s)} / ${s(r.int8_export_s)} | |`,
   `| export_itm_pair_s (exported itm.onnx, fresh session) | ${s(r.export_itm_pair_s)} | <= 1.05 x library (${n(r.export_itm_ratio)} x) |`,
-  `| index_images_per_s / int8 | ${n(r.index_images_per_s)} / ${n(r.int8_index_images_per_s)} | >= 0.9 x 1 / embed_image_s |`,
+  `| index_images_per_s / int8 | ${n(r.index_images_per_s)} / ${n(r.int8_index_images_per_s)} | >= 0.9 x 1 / embed_image_s (${n(r.index_vs_model)} x / ${n(r.int8_index_vs_model)} x) |`,
   `| index_rerun_s (1,000 unchanged images) | ${s(r.index_rerun_s)} | <= 3 s |`,
   `| search_ms p50, 100,000 rows: exact / ANN | ${n(r.search_ms_exact)} / ${n(r.search_ms_ann)} | |`,
   `| recall_at_10 (ANN vs exact) | ${n(r.recall_at_10)} | >= 0.95 |`,
