@@ -83,6 +83,12 @@ function stack(items: Float32Array[], size: number): Tensor<Float32Array> {
   return { data, dims: [items.length, 3, size, size] };
 }
 
+const IMAGES_PER_CALL = 2;
+
+function chunks<T>(xs: T[], n: number): T[][] {
+  return Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, (i + 1) * n));
+}
+
 function rowsOf(t: Tensor): number[][] {
   const [B, C] = t.dims;
   return Array.from({ length: B }, (_, b) => Array.from((t.data as Float32Array).subarray(b * C, (b + 1) * C)));
@@ -93,15 +99,17 @@ export async function embedBatch(model: BridgeTowerModel, processor: BridgeTower
   const vectors = new Map<WorkItem, number[]>();
   const images = batch.filter((b) => b.item.modality === "image");
   const pairs = batch.filter((b) => b.item.modality === "pair");
-  if (images.length) {
-    const e = rowsOf(await model.itc.embedImages(stack(images.map((b) => b.prepared.pixels), S)));
-    images.forEach((b, i) => vectors.set(b.item, e[i]));
+  // A commit batch runs as model calls of a few images: 16 images in one call cost 25% more per image than one
+  // (int8, full size: 0.74 vs 0.60 s; 2 images: within 4%), the activations no longer fitting in cache.
+  for (const part of chunks(images, IMAGES_PER_CALL)) {
+    const e = rowsOf(await model.itc.embedImages(stack(part.map((b) => b.prepared.pixels), S)));
+    part.forEach((b, i) => vectors.set(b.item, e[i]));
   }
-  if (pairs.length) {
-    const t = await processor.call({ text: pairs.map((b) => b.item.text!), padding: "longest", truncation: true, maxLength: maxTokens });
-    const out = await model.itc.run({ inputIds: t.inputIds!, attentionMask: t.attentionMask, pixelValues: stack(pairs.map((b) => b.prepared.pixels), S) });
+  for (const part of chunks(pairs, IMAGES_PER_CALL)) {
+    const t = await processor.call({ text: part.map((b) => b.item.text!), padding: "longest", truncation: true, maxLength: maxTokens });
+    const out = await model.itc.run({ inputIds: t.inputIds!, attentionMask: t.attentionMask, pixelValues: stack(part.map((b) => b.prepared.pixels), S) });
     const e = rowsOf(out["itc.cross_embeds"]);
-    pairs.forEach((b, i) => vectors.set(b.item, e[i]));
+    part.forEach((b, i) => vectors.set(b.item, e[i]));
   }
   return batch.map(({ item, prepared }) => ({
     id: item.id,
