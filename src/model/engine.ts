@@ -129,9 +129,13 @@ export class Engine {
   }
 
   /** The trained `logit_scale` parameter (raw, before exp). */
-  async logitScale(): Promise<number> {
-    return (await this.store.readFloat32("logit_scale"))[0];
+  logitScale(): Promise<number> {
+    // Read once: every ITC run returns it, and a server runs ITC batches on its hot path.
+    this.logitScaleRead ??= this.store.readFloat32("logit_scale").then((x) => x[0]);
+    return this.logitScaleRead;
   }
+
+  private logitScaleRead?: Promise<number>;
 
   async dispose(): Promise<void> {
     await this.releaseSessions();
