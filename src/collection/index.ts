@@ -2,5 +2,5 @@ export { Collection, ANN_MIN_ROWS, type CollectionOptions } from "./collection.j
 export { CollectionError, ModelMismatchError, SourceError } from "./errors.js";
 export type { AddOptions, AddSummary, IndexProgress } from "./indexer.js";
 export { DEFAULT_COLLECTION_MODEL, type ModelOptions } from "./model.js";
-export type { Query, SearchOptions, SearchResult } from "./search.js";
+export { reorderReranked, type Query, type SearchOptions, type SearchResult } from "./search.js";
 export type { ModelRecord } from "./table.js";

@@ -90,5 +90,16 @@ export async function rerank(m: CollectionModel, results: SearchResult[], text: 
   if (scored.length === 0) return results;
   const processor = await m.processor();
   const ranked = await m.use(true, (model) => rankImages(model.itm, processor, scored.map(imageOf), text));
-  return [...ranked.map((s) => ({ ...scored[s.index], itm_score: s.score })), ...head.filter((_, i) => !ok[i]), ...results.slice(n)];
+  return reorderReranked(results, n, ok, ranked);
+}
+
+/**
+ * The first `n` results re-ordered by `ranked` (ITM scores of the readable ones among them, best first, indexes into
+ * those), then the unreadable ones among them, then the rest by cosine. Shared with the server, which scores the
+ * pictures through its own batcher.
+ */
+export function reorderReranked(results: SearchResult[], n: number, readable: boolean[], ranked: { index: number; score: number }[]): SearchResult[] {
+  const head = results.slice(0, n);
+  const scored = head.filter((_, i) => readable[i]);
+  return [...ranked.map((s) => ({ ...scored[s.index], itm_score: s.score })), ...head.filter((_, i) => !readable[i]), ...results.slice(n)];
 }

@@ -7,7 +7,7 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { extname } from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { Collection, ImageError, type BridgeTowerModel, type BridgeTowerProcessor, type SearchResult } from "../index.js";
+import { Collection, ImageError, reorderReranked, type BridgeTowerModel, type BridgeTowerProcessor, type SearchResult } from "../index.js";
 import { badRequest, HttpError } from "./errors.js";
 import { object, type ImageIn, type TextIn } from "./inputs.js";
 import type { Metrics } from "./metrics.js";
@@ -141,7 +141,7 @@ async function rerank(r: Ready, req: FastifyRequest, reply: FastifyReply, result
   if (scored.length === 0) return results;
   const job: ItmJob = { texts: [text], images: scored.map((i) => pictures[i]!) };
   const [ranked] = (await queue(r, req, reply, [{ kind: "itm", input: job, size: job.images.length }])) as ItmResult[][];
-  return [...ranked.map((s) => ({ ...head[scored[s.index]], itm_score: s.score })), ...head.filter((_, i) => !pictures[i]), ...results.slice(n)];
+  return reorderReranked(results, n, pictures.map((p) => p !== undefined), ranked);
 }
 
 /** A row's picture preprocessed as the library does; undefined when the file is gone or unreadable. */
