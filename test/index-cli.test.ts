@@ -186,7 +186,9 @@ describe("bridgetower index / search", () => {
     const indexer = cliAsync(["index", MANY, "--db", db, "--batch-size", "2"]).finally(() => (indexing = false));
     const searcher = async () => {
       const seen: number[] = [];
-      while (indexing || seen.length < 2) {
+      // The last search must start after the indexer exited, or it may see the table before its last commit.
+      for (let whileIndexing = true; whileIndexing || seen.length < 2; ) {
+        whileIndexing = indexing;
         const r = await cliAsync(["search", "stripes", "--db", db, "--top-k", "200", "--json"]);
         assert.equal(r.status, 0, r.stderr);
         const results = JSON.parse(r.stdout) as SearchResult[];
