@@ -1,14 +1,15 @@
 /** The inference routes: parse and check the body, queue the work, shape the answer. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { BridgeTowerModel, Collection } from "../index.js";
+import type { Collection } from "../index.js";
 import type { Batcher, WorkItem } from "./batcher.js";
 import { badRequest, HttpError } from "./errors.js";
 import { object, type Inputs } from "./inputs.js";
+import type { ModelInfo } from "./model-thread.js";
 import type { FillMaskJob, FillMaskOutput, ItmJob, ItmResult } from "./work.js";
 
 /** What the routes need once the model is loaded. */
 export interface Ready {
-  model: BridgeTowerModel;
+  model: ModelInfo;
   modelId: string;
   inputs: Inputs;
   batcher: Batcher;

@@ -7,7 +7,7 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { extname } from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { Collection, ImageError, reorderReranked, type BridgeTowerModel, type BridgeTowerProcessor, type SearchResult } from "../index.js";
+import { Collection, ImageError, reorderReranked, type BridgeTowerProcessor, type SearchResult } from "../index.js";
 import { badRequest, HttpError } from "./errors.js";
 import { object, type ImageIn, type TextIn } from "./inputs.js";
 import type { Metrics } from "./metrics.js";
@@ -47,9 +47,12 @@ export async function modelForCollection(
   }
 }
 
-/** The collection over the server's loaded model (checked against the collection's record; left open on close). */
-export function openCollection(db: string, model: BridgeTowerModel, processor: BridgeTowerProcessor, framesDir?: string): Promise<Collection> {
-  return Collection.open(db, { model, processor, framesDir });
+/**
+ * The collection for the server's model folder and dtype, checked against the collection's record. The collection
+ * never loads that model here: queries are embedded and re-ranked by the server's model thread.
+ */
+export function openCollection(db: string, modelDir: string, dtype: "fp32" | "int8", framesDir?: string): Promise<Collection> {
+  return Collection.open(db, { model: modelDir, dtype, framesDir });
 }
 
 /** For /info (rows null if the database cannot be read just now: /info still answers). */

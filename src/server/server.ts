@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { BridgeTowerModel, BridgeTowerProcessor, InputError, resolveModel, type Collection } from "../index.js";
+import { BridgeTowerProcessor, InputError, resolveModel, type Collection } from "../index.js";
 import { Batcher, CancelledError } from "./batcher.js";
 import { errorBody, HttpError, toHttpError } from "./errors.js";
 import { FILE_PATH, ISOLATION_HEADERS, modelFiles, registerFileRoutes, webFiles, type ServedFiles } from "./files.js";
@@ -14,7 +14,7 @@ import { Metrics } from "./metrics.js";
 import { loadPage, packageVersion, PAGE_CSP } from "./page.js";
 import { registerRoutes, type Ready } from "./routes.js";
 import { collectionInfo, ITEM_IMAGE_PATH, modelForCollection, openCollection, registerSearchRoutes } from "./search.js";
-import { runners } from "./work.js";
+import { ModelThread, type ModelInfo } from "./model-thread.js";
 
 export interface ServerOptions {
   /** Model folder or Hub id; with `db` it defaults to the collection's model. */
@@ -144,18 +144,22 @@ export async function serve(o: ServerOptions): Promise<void> {
   await app.listen({ host: o.host, port: o.port });
   let stopped: () => void = () => {};
   const done = new Promise<void>((resolve) => (stopped = resolve));
-  const onSignal = (signal: NodeJS.Signals) => {
+  const shutDown = (why: string) => {
     if (state === "draining") return;
     const wasLoading = state === "loading";
     state = "draining";
-    log(`bridgetower: ${signal}: finishing ${inFlight} request(s), then exiting`);
+    log(`bridgetower: ${why}: finishing ${inFlight} request(s), then exiting`);
     void drain(app, () => ready, () => inFlight, (f) => (drained = f), wasLoading).then(stopped, stopped);
   };
+  const onSignal = (signal: NodeJS.Signals) => shutDown(signal);
+  // A model thread that dies (out of memory, say) takes the server down with an error, rather than answering 500s.
+  let modelLost: Error | undefined;
+  const onModelExit = (e: Error) => shutDown((modelLost = e).message);
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
 
   try {
-    const loading = load(o);
+    const loading = load(o, onModelExit);
     loading.catch(() => {}); // a signal may have ended the wait for it
     const loaded = await Promise.race([loading, done.then(() => undefined)]);
     if (!loaded) {
@@ -163,7 +167,7 @@ export async function serve(o: ServerOptions): Promise<void> {
       return;
     }
     try {
-      const work = runners(loaded.model, loaded.processor, o.maxBatchSize);
+      const work = loaded.model.runners();
       const batcher = new Batcher(work, o, (r) => metrics.batch(r));
       const inputs = new Inputs(loaded.processor, loaded.model.config, o);
       await warmUp(loaded.model, inputs, work);
@@ -175,6 +179,7 @@ export async function serve(o: ServerOptions): Promise<void> {
         log(`listening on ${urlOf(app, o.host)}`);
       }
       await done;
+      if (modelLost) throw modelLost;
     } finally {
       await dispose(loaded);
     }
@@ -199,7 +204,8 @@ async function drain(app: FastifyInstance, ready: () => Ready | undefined, inFli
   await app.close();
 }
 
-async function load(o: ServerOptions) {
+/** The processor here (requests are checked on this thread), the model on its own thread (model-thread.ts). */
+async function load(o: ServerOptions, onModelExit: (e: Error) => void) {
   if (!o.model && !o.db) throw new InputError("model", "is required without a collection (db)");
   // With a collection: its model unless given, and another one refused before any weights load.
   const target = o.db ? await modelForCollection(o.db, o) : { model: o.model!, revision: o.revision, dtype: o.dtype };
@@ -207,7 +213,7 @@ async function load(o: ServerOptions) {
   const onWarning = (w: string) => process.stderr.write(`bridgetower: warning: ${w}\n`);
   const [processor, model] = await Promise.allSettled([
     BridgeTowerProcessor.fromPretrained(dir),
-    BridgeTowerModel.fromPretrained(dir, { heads: "available", dtype: target.dtype, threads: o.threads, onWarning }),
+    ModelThread.start({ dir, dtype: target.dtype, threads: o.threads, maxBatchSize: o.maxBatchSize }, onWarning, onModelExit),
   ]);
   if (processor.status === "rejected") {
     if (model.status === "fulfilled") await model.value.dispose();
@@ -217,7 +223,7 @@ async function load(o: ServerOptions) {
   let collection: Collection | undefined;
   if (o.db) {
     try {
-      collection = await openCollection(o.db, model.value, processor.value, o.framesDir);
+      collection = await openCollection(o.db, dir, target.dtype ?? "fp32", o.framesDir);
     } catch (e) {
       await model.value.dispose();
       throw e;
@@ -240,7 +246,7 @@ async function dispose(loaded: Awaited<ReturnType<typeof load>>): Promise<void> 
 }
 
 /** One call of every kind, so the first requests do not pay for onnxruntime's first-run setup. */
-async function warmUp(model: BridgeTowerModel, inputs: Inputs, run: ReturnType<typeof runners>): Promise<void> {
+async function warmUp(model: ModelInfo, inputs: Inputs, run: ReturnType<ModelThread["runners"]>): Promise<void> {
   const S = model.config.visionConfig.imageSize;
   const image = { pixels: new Float32Array(3 * S * S) };
   const text = inputs.text("a <mask> on a table", "warm-up");

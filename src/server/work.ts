@@ -4,7 +4,7 @@
  * its own, the same steps as rankTexts/rankImages/fillMask but from the pixel values prepared at admission.
  */
 import { fillMaskFromLogits, int64Tensor, type BridgeTowerModel, type BridgeTowerProcessor, type Tensor } from "../index.js";
-import type { Kind, Runner } from "./batcher.js";
+import type { Kind } from "./batcher.js";
 import type { ImageIn, TextIn } from "./inputs.js";
 
 export interface ItmJob {
@@ -28,12 +28,18 @@ export interface FillMaskOutput {
   decoded: string;
 }
 
-export function runners(model: BridgeTowerModel, processor: BridgeTowerProcessor, maxBatchSize: number): Record<Kind, Runner> {
+/** Kinds whose items run one per call (an item is already a batch of its own, e.g. one image and many texts). */
+export const ONE_PER_CALL: ReadonlySet<Kind> = new Set<Kind>(["itm", "fill-mask"]);
+
+/** One batch of a kind: one output per input, in order. */
+export type BatchRun = (inputs: unknown[]) => Promise<unknown[]>;
+
+export function runners(model: BridgeTowerModel, processor: BridgeTowerProcessor, maxBatchSize: number): Record<Kind, BatchRun> {
   const tok = processor.tokenizer;
   const S = model.config.visionConfig.imageSize;
   const texts = (xs: TextIn[]) => padded(xs.map((x) => x.ids), tok.padTokenId);
   const images = (xs: ImageIn[]) => stack(xs.map((x) => x.pixels), [3, S, S]);
-  const run = <I, O>(f: (inputs: I[]) => Promise<O[]>, single = false): Runner => ({ run: f as Runner["run"], single });
+  const run = <I, O>(f: (inputs: I[]) => Promise<O[]>) => f as BatchRun;
   return {
     text: run(async (xs: TextIn[]) => {
       const t = texts(xs);
@@ -45,8 +51,8 @@ export function runners(model: BridgeTowerModel, processor: BridgeTowerProcessor
       const out = await model.itc.run({ ...t, pixelValues: images(xs.map((x) => x.image)) });
       return rows(out["itc.cross_embeds"] as Tensor<Float32Array>);
     }),
-    itm: run(async ([job]: ItmJob[]) => [await itm(model, job, texts, images, maxBatchSize)], true),
-    "fill-mask": run(async ([job]: FillMaskJob[]) => [await fillMask(model, processor, job, images)], true),
+    itm: run(async ([job]: ItmJob[]) => [await itm(model, job, texts, images, maxBatchSize)]),
+    "fill-mask": run(async ([job]: FillMaskJob[]) => [await fillMask(model, processor, job, images)]),
   };
 }
 
