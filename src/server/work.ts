@@ -3,7 +3,7 @@
  * (texts padded to the longest, as the processor's padding "longest"); an ITM or fill-mask request is one call of
  * its own, the same steps as rankTexts/rankImages/fillMask but from the pixel values prepared at admission.
  */
-import { fillMaskFromLogits, int64Tensor, type BridgeTowerModel, type BridgeTowerProcessor, type Tensor } from "../index.js";
+import { fillMaskFromLogits, int64Tensor, matchOneToMany, type BridgeTowerModel, type BridgeTowerProcessor, type Tensor } from "../index.js";
 import type { Kind } from "./batcher.js";
 import type { ImageIn, TextIn } from "./inputs.js";
 
@@ -56,25 +56,19 @@ export function runners(model: BridgeTowerModel, processor: BridgeTowerProcessor
   };
 }
 
-/** rankTexts / rankImages: the single side is encoded once and fused with every item of the other, in chunks. */
+/** rankTexts / rankImages on the prepared inputs: the single side is encoded once and fused with every item of the other, in chunks. */
 async function itm(
   model: BridgeTowerModel, job: ItmJob, texts: (xs: TextIn[]) => ReturnType<typeof padded>, images: (xs: ImageIn[]) => Tensor<Float32Array>, chunk: number,
 ): Promise<ItmResult[]> {
   const head = model.itm;
   const manyTexts = job.images.length === 1;
-  const fixed = manyTexts ? await head.encodeImage(images(job.images)) : await head.encodeText(...args(texts(job.texts)));
-  const n = manyTexts ? job.texts.length : job.images.length;
-  const results: ItmResult[] = [];
-  for (let b0 = 0; b0 < n; b0 += chunk) {
-    const b1 = Math.min(n, b0 + chunk);
-    const other = manyTexts ? await head.encodeText(...args(texts(job.texts.slice(b0, b1)))) : await head.encodeImage(images(job.images.slice(b0, b1)));
-    const logits = (await (manyTexts ? head.fuse(other, fixed) : head.fuse(fixed, other)))["itm.logits"].data as Float32Array;
-    for (let b = 0; b < b1 - b0; b++) {
-      const [l0, l1] = [logits[2 * b], logits[2 * b + 1]];
-      results.push({ index: b0 + b, score: 1 / (1 + Math.exp(l0 - l1)), logits: [l0, l1] });
-    }
-  }
-  return results.sort((x, y) => y.score - x.score || x.index - y.index);
+  const one = manyTexts
+    ? { side: "image" as const, encoding: await head.encodeImage(images(job.images)) }
+    : { side: "text" as const, encoding: await head.encodeText(...args(texts(job.texts))) };
+  const scores = await matchOneToMany(head, one, manyTexts ? job.texts.length : job.images.length, chunk, (b0, b1) =>
+    manyTexts ? head.encodeText(...args(texts(job.texts.slice(b0, b1)))) : head.encodeImage(images(job.images.slice(b0, b1))),
+  );
+  return scores.sort((x, y) => y.score - x.score || x.index - y.index);
 }
 
 const args = (t: ReturnType<typeof padded>) => [t.inputIds, t.attentionMask] as const;

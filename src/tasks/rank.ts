@@ -5,7 +5,7 @@
  */
 import { InputError } from "../errors.js";
 import type { ImageInput } from "../image/index.js";
-import type { BridgeTowerForImageAndTextRetrieval } from "../model/bridgetower.js";
+import type { BridgeTowerForImageAndTextRetrieval, Encoding } from "../model/bridgetower.js";
 import { sliceBatch, type Tensor } from "../model/tensor.js";
 import type { BridgeTowerProcessor } from "../processor.js";
 
@@ -39,14 +39,11 @@ export async function rankTexts(
   if (texts.length === 0) throw new InputError("texts", "no texts to rank");
   const key = sortKey(options.sortBy);
   const { pixelValues } = await processor.call({ images: image });
-  const imageEnc = await model.encodeImage(pixelValues!);
-  const scores: MatchScore[] = [];
-  for (const [b0, b1] of chunks(texts.length, options.batchSize)) {
+  const one = { side: "image" as const, encoding: await model.encodeImage(pixelValues!) };
+  const scores = await matchOneToMany(model, one, texts.length, options.batchSize, async (b0, b1) => {
     const { inputIds, attentionMask } = await processor.call({ text: texts.slice(b0, b1), padding: "longest" });
-    const textEnc = await model.encodeText(inputIds!, attentionMask);
-    const out = await model.fuse(textEnc, imageEnc); // the batch-1 image is paired with every text
-    scores.push(...matchScores(out["itm.logits"] as Tensor<Float32Array>, b0));
-  }
+    return model.encodeText(inputIds!, attentionMask);
+  });
   return sortBy(scores, key).map((s) => ({ ...s, text: texts[s.index] }));
 }
 
@@ -57,15 +54,30 @@ export async function rankImages(
   if (images.length === 0) throw new InputError("images", "no images to rank");
   const key = sortKey(options.sortBy);
   const { inputIds, attentionMask } = await processor.call({ text });
-  const textEnc = await model.encodeText(inputIds!, attentionMask);
-  const scores: MatchScore[] = [];
-  for (const [b0, b1] of chunks(images.length, options.batchSize)) {
+  const one = { side: "text" as const, encoding: await model.encodeText(inputIds!, attentionMask) };
+  const scores = await matchOneToMany(model, one, images.length, options.batchSize, async (b0, b1) => {
     const { pixelValues } = await processor.call({ images: images.slice(b0, b1) });
-    const imageEnc = await model.encodeImage(pixelValues!);
-    const out = await model.fuse(textEnc, imageEnc); // the batch-1 text is paired with every image
+    return model.encodeImage(pixelValues!);
+  });
+  return sortBy(scores, key);
+}
+
+/**
+ * The loop of rankTexts and rankImages, on inputs already prepared (the server's /v1/itm uses it too): `one` side
+ * encoded once, the `n` items of the other encoded `batchSize` at a time by `encodeChunk(b0, b1)`, and each chunk
+ * fused with the batch-1 side (broadcast inside the fusion graph). Scores in the items' order.
+ */
+export async function matchOneToMany(
+  model: BridgeTowerForImageAndTextRetrieval, one: { side: "text" | "image"; encoding: Encoding }, n: number,
+  batchSize: number | undefined, encodeChunk: (b0: number, b1: number) => Promise<Encoding>,
+): Promise<MatchScore[]> {
+  const scores: MatchScore[] = [];
+  for (const [b0, b1] of chunks(n, batchSize)) {
+    const other = await encodeChunk(b0, b1);
+    const out = one.side === "image" ? await model.fuse(other, one.encoding) : await model.fuse(one.encoding, other);
     scores.push(...matchScores(out["itm.logits"] as Tensor<Float32Array>, b0));
   }
-  return sortBy(scores, key);
+  return scores;
 }
 
 function* chunks(n: number, size = 4): Generator<[number, number]> {
