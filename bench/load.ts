@@ -10,13 +10,13 @@ import ort from "onnxruntime-node";
 // Measured from process start: the static import above (onnxruntime's native module) counts as import time too.
 const t0 = 0;
 const { openCheckpoint } = await import("../src/io/checkpoint.js");
-const { checkCacheFile } = await import("../src/io/cache-file.js");
+const { checkCacheFile, readCacheKey } = await import("../src/io/cache-file.js");
 const { WeightStore } = await import("../src/model/weights.js");
 const { loadConfig } = await import("../src/model/config.js");
 const { buildHeadPart, buildTextPart, buildTrunkPart, buildVisionPart } = await import("../src/model/parts.js");
 const { createSession } = await import("../src/runtime/session.js");
 await import("../dist/index.js"); // the rest of the package, as a user's import loads it
-const { readdirSync } = await import("node:fs");
+const { readdirSync, statSync } = await import("node:fs");
 const { join } = await import("node:path");
 const [dir, int8Cache] = process.argv.slice(2);
 const s = (a: number, b: number) => (b - a) / 1000;
@@ -44,22 +44,14 @@ let int8_file_bytes: number | null = null;
 const int8Dir = join(int8Cache, "int8");
 for (const h of readdirSync(int8Dir, { withFileTypes: true }).filter((e) => e.isDirectory())) {
   const file = join(int8Dir, h.name, "weights-int8.bin");
-  const { statSync, openSync, readSync, closeSync } = await import("node:fs");
-  const size = statSync(file).size;
   // The key and data size are the file's own (read from its trailer): this times the check, not a key match.
-  const fd = openSync(file, "r");
-  const tail = Buffer.alloc(20);
-  readSync(fd, tail, 0, 20, size - 20);
-  const jsonLength = Number(tail.readBigUInt64LE(4));
-  const json = Buffer.alloc(jsonLength);
-  readSync(fd, json, 0, jsonLength, size - 20 - jsonLength);
-  closeSync(fd);
-  const meta = JSON.parse(json.toString());
+  const meta = await readCacheKey(file);
+  if (typeof meta === "string") throw new Error(`${file}: ${meta}`);
   const a = performance.now();
   const problem = await checkCacheFile(file, meta.key, meta.size);
   if (problem !== undefined) throw new Error(`${file}: ${problem}`);
   int8_verify_s = s(a, performance.now());
-  int8_file_bytes = size;
+  int8_file_bytes = statSync(file).size;
 }
 console.log(JSON.stringify({ import_s: s(t0, t1), build_s: s(t1, t2), create_s: s(t2, t3), create_prepacked_s: s(t3, t4), int8_verify_s, int8_file_bytes }));
 await store.close();

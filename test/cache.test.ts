@@ -8,6 +8,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { checkCacheFile, readCacheKey, writeCacheFile } from "../src/io/cache-file.js";
 import { BridgeTowerForImageAndTextRetrieval } from "../src/index.js";
 import type { Tensor } from "../src/model/tensor.js";
 import { fixture, readAll } from "./helpers/fixtures.js";
@@ -91,5 +92,29 @@ describe("int8 cache integrity", () => {
     assert.deepEqual(a, fresh);
     assert.deepEqual(b, fresh);
     assert.equal(files(both).length, 1);
+  });
+});
+
+describe("cache file checksums (several 4 MiB blocks, summed on two threads)", () => {
+  const BLOCK = 4 << 20;
+  const size = 5 * BLOCK + 12345;
+  const path = join(root, "blocks.bin");
+  const data = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 997) data[i] = i & 0xff;
+
+  it("a whole file passes; one flipped byte in any block is found in that block, and only there", async () => {
+    await writeCacheFile(path, "key-1", size, async (fh) => void (await fh.write(data, 0, size, 0)));
+    const { key, size: recorded } = (await readCacheKey(path)) as { key: string; size: number };
+    assert.deepEqual([key, recorded], ["key-1", size]);
+    assert.equal(await checkCacheFile(path, "key-1", size), undefined);
+    const whole = readFileSync(path);
+    for (let block = 0; block < 6; block++) {
+      const damaged = Buffer.from(whole);
+      damaged[Math.min(block * BLOCK + 777, size - 1)] ^= 0x10;
+      writeFileSync(path, damaged);
+      assert.match((await checkCacheFile(path, "key-1", size)) ?? "passed", new RegExp(`^block ${block} \\(`), `damage in block ${block}`);
+    }
+    writeFileSync(path, whole);
+    assert.equal(await checkCacheFile(path, "key-2", size), "it was made for another checkpoint, format or onnxruntime version (stale key)");
   });
 });
