@@ -1,8 +1,8 @@
 /**
- * Dynamic batching: one queue per kind of work, one worker running one batch at a time (the model gains nothing from
- * concurrent calls on this CPU, but a lot from batching). When idle, the worker starts on whatever is queued at once;
- * requests that arrive while a batch runs are grouped into the next. Kinds take turns, so a slow image batch holds
- * text work back by one batch at most.
+ * Dynamic batching: one queue per kind of work, one batch at a time sent to the model thread (the model gains
+ * nothing from concurrent calls on this CPU, but a lot from batching). When idle, the batcher starts on whatever is
+ * queued at once; requests that arrive while a batch runs are grouped into the next. Kinds take turns, so a slow
+ * image batch holds text work back by one batch at most.
  */
 
 export type Kind = "text" | "image" | "pair" | "itm" | "fill-mask";

@@ -1,7 +1,7 @@
 /**
  * `serve --db DIR`: the collection's routes. POST /v1/search embeds the query through the batcher (the text, image
- * or pair kind, batched with /v1/embeddings work), searches the collection outside the model worker
- * (`searchVector`), and re-ranks through the ITM kind: the same steps and numbers as `Collection.search`.
+ * or pair kind, batched with /v1/embeddings work), searches the collection on the main thread (`searchVector`; the
+ * model's thread stays on model work), and re-ranks through the ITM kind: the same steps and numbers as `Collection.search`.
  * GET /v1/items/{id}/image serves the picture file the collection records for a row, never a path from the request.
  */
 import { open, type FileHandle } from "node:fs/promises";
