@@ -4,10 +4,13 @@
  * exactly the numbers of a fresh build. Two loads building the same file at once both succeed.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
 import { after, describe, it } from "node:test";
+import { blockSums } from "../src/io/block-sums.js";
 import { checkCacheFile, readCacheKey, writeCacheFile } from "../src/io/cache-file.js";
 import { BridgeTowerForImageAndTextRetrieval } from "../src/index.js";
 import type { Tensor } from "../src/model/tensor.js";
@@ -95,7 +98,7 @@ describe("int8 cache integrity", () => {
   });
 });
 
-describe("cache file checksums (several 4 MiB blocks, summed on two threads)", () => {
+describe("cache file checksums (several 4 MiB blocks)", () => {
   const BLOCK = 4 << 20;
   const size = 5 * BLOCK + 12345;
   const path = join(root, "blocks.bin");
@@ -116,5 +119,33 @@ describe("cache file checksums (several 4 MiB blocks, summed on two threads)", (
     }
     writeFileSync(path, whole);
     assert.equal(await checkCacheFile(path, "key-2", size), "it was made for another checkpoint, format or onnxruntime version (stale key)");
+  });
+});
+
+describe("block sums (the WebAssembly loop)", () => {
+  /** The sums as block-sums.ts defines them, in plain JavaScript. */
+  function reference(bytes: Uint8Array): number {
+    const padded = new Uint8Array(Math.ceil(bytes.length / 64) * 64);
+    padded.set(bytes);
+    const words = new Uint32Array(padded.buffer);
+    const a = new Uint32Array(4), b = new Uint32Array(4);
+    for (let i = 0; i < words.length; i += 4)
+      for (let l = 0; l < 4; l++) {
+        a[l] += words[i + l];
+        b[l] += a[l];
+      }
+    return crc32(Buffer.concat([Buffer.from(a.buffer), Buffer.from(b.buffer)]));
+  }
+
+  it("match a plain JavaScript computation, for whole and partial blocks of odd sizes", async () => {
+    const path = join(root, "sums.bin");
+    const data = randomBytes(3 * 100_003 + 77);
+    writeFileSync(path, data);
+    for (const block of [100_003, 65_536, data.length, 2 * data.length]) {
+      const want = Array.from({ length: Math.ceil(data.length / block) }, (_, i) => reference(data.subarray(i * block, (i + 1) * block)));
+      assert.deepEqual(await blockSums(path, data.length, block), want, `block ${block}`);
+    }
+    // A prefix of the file only, as for cache data followed by its trailer.
+    assert.deepEqual(await blockSums(path, 1000, 4096), [reference(data.subarray(0, 1000))]);
   });
 });

@@ -1,28 +1,25 @@
 /**
  * Cache files that check themselves: the data, then a trailer naming what the file was made from (its key) and a
- * CRC-32 of every 4 MiB block. Readers (onnxruntime) use the data by offset and never see the trailer. A file whose
+ * checksum of every 4 MiB block (block-sums.ts). Readers (onnxruntime) use the data by offset and never see the trailer. A file whose
  * trailer, key or any block does not match is reported, so the caller rebuilds it instead of using it.
  *
  *   [data: size bytes][meta JSON][u32 CRC-32 of the JSON][u64 JSON length][8-byte magic]
  */
 import { open, stat, type FileHandle } from "node:fs/promises";
-import { Worker } from "node:worker_threads";
 import { crc32 } from "node:zlib";
 import { writeAtomically, writeAll } from "./atomic.js";
+import { blockSums } from "./block-sums.js";
 
 const MAGIC = "BTCACHE1";
 const TAIL = 4 + 8 + 8;
 const BLOCK = 4 << 20;
-/** Blocks read at once: the copies out of the page cache run on libuv's pool threads, in parallel. */
-const IN_FLIGHT = 4;
-/** Threads summing blocks. */
-const WORKERS = 2;
 
 interface Meta {
   key: string;
   size: number;
   block: number;
-  crcs: number[];
+  /** block-sums.ts: one per block. */
+  sums: number[];
 }
 
 /** undefined when the file is whole and was made for `key`; "missing"; or what is wrong with it. */
@@ -49,6 +46,7 @@ export async function checkCacheTrailer(path: string, key: string, size: number)
   if (typeof meta === "string") return meta;
   if (meta.key !== key) return "it was made for another checkpoint, format or onnxruntime version (stale key)";
   if (meta.size !== size) return `its data is ${meta.size} bytes, ${size} expected`;
+  if (!Array.isArray(meta.sums) || meta.sums.length !== Math.ceil(meta.size / meta.block)) return "its trailer is damaged";
   return { blocks: checkBlocksInWorker(path, meta) };
 }
 
@@ -66,57 +64,13 @@ export async function readCacheKey(path: string): Promise<{ key: string; size: n
 /** The block check, in a worker thread: its reads go on while the main thread is blocked creating sessions. */
 function checkBlocksInWorker(path: string, meta: Meta): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
-    blockCrcs(path, meta.size, meta.block).then((crcs) => {
-      const bad = crcs.findIndex((c, i) => c !== meta.crcs[i]);
-      const i = bad < 0 && crcs.length === meta.crcs.length ? -1 : Math.max(bad, 0);
+    blockSums(path, meta.size, meta.block).then((sums) => {
+      const bad = sums.findIndex((c, i) => c !== meta.sums[i]);
+      const i = bad < 0 && sums.length === meta.sums.length ? -1 : Math.max(bad, 0);
       resolve(i < 0 ? undefined : `block ${i} (bytes ${i * meta.block}..${Math.min((i + 1) * meta.block, meta.size)}) fails its checksum`);
     }, reject);
   });
 }
-
-/**
- * The CRC-32 of every block of the first `size` bytes of `path`, read and summed in worker threads: zlib's CRC-32
- * runs at ~4 GB/s on one core, so the blocks are shared between two (0.24 s -> 0.14 s for the large int8 file).
- */
-async function blockCrcs(path: string, size: number, block: number): Promise<number[]> {
-  const parts = await Promise.all(Array.from({ length: WORKERS }, (_, first) => new Promise<number[]>((resolve, reject) => {
-    const w = new Worker(BLOCK_WORKER, { eval: true, workerData: { path, size, block, first, stride: WORKERS, inFlight: IN_FLIGHT } });
-    w.once("message", resolve);
-    w.once("error", reject);
-  })));
-  return Array.from({ length: Math.ceil(size / block) }, (_, i) => parts[i % WORKERS][Math.floor(i / WORKERS)]);
-}
-
-/** Plain JS for `new Worker(..., { eval: true })` (no build step, so it runs the same from src and dist). */
-const BLOCK_WORKER = `
-const { parentPort, workerData: d } = require("node:worker_threads");
-const { open } = require("node:fs/promises");
-const { crc32 } = require("node:zlib");
-(async () => {
-  const fh = await open(d.path, "r");
-  // This worker's blocks: first, first + stride, ...
-  const n = Math.ceil((Math.ceil(d.size / d.block) - d.first) / d.stride);
-  const crcs = new Array(n);
-  let next = 0;
-  const worker = async () => {
-    const buf = Buffer.allocUnsafe(d.block);
-    for (let k = next++; k < n; k = next++) {
-      const i = d.first + k * d.stride;
-      const length = Math.min(d.block, d.size - i * d.block);
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await fh.read(buf, got, length - got, i * d.block + got);
-        if (bytesRead === 0) throw new Error("unexpected end of file");
-        got += bytesRead;
-      }
-      crcs[k] = crc32(buf.subarray(0, length));
-    }
-  };
-  await Promise.all(Array.from({ length: d.inFlight }, worker));
-  await fh.close();
-  parentPort.postMessage(crcs);
-})();
-`;
 
 async function readTrailer(fh: FileHandle, fileSize: number): Promise<Meta | string> {
   if (fileSize < TAIL) return "the file is truncated (no trailer)";
@@ -149,7 +103,7 @@ export async function writeCacheFile(path: string, key: string, size: number, fi
     await fill(fh);
     await fh.truncate(size);
     await fh.datasync();
-    const meta: Meta = { key, size, block: BLOCK, crcs: await blockCrcs(tmp, size, BLOCK) };
+    const meta: Meta = { key, size, block: BLOCK, sums: await blockSums(tmp, size, BLOCK) };
     const json = Buffer.from(JSON.stringify(meta), "utf8");
     const tail = Buffer.alloc(TAIL);
     tail.writeUInt32LE(crc32(json), 0);

@@ -31,7 +31,7 @@ interface PlanEntry {
 export type ReadFloat32 = (name: string) => Promise<Float32Array>;
 
 const ALIGN = 64;
-const FORMAT = "bridgetower-int8-v2";
+const FORMAT = "bridgetower-int8-v3";
 
 export function defaultCacheRoot(): string {
   return process.env.BRIDGETOWER_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "bridgetower");
