@@ -6,12 +6,12 @@
  * Screenshot: .cache/test-output/page-web.png (ignored).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { type Browser, type Page, type Request } from "playwright-core";
-import { launchChromium, skipWithoutChromium } from "./helpers/chromium.js";
+import { describe, it } from "node:test";
+import { type Page, type Request } from "playwright-core";
+import { chromiumForSuite, skipWithoutChromium } from "./helpers/chromium.js";
 import { modelFiles, parseRange } from "../src/server/files.js";
 import { repoRoot } from "./helpers/fixtures.js";
 import { dataUrl, E2E, get, post, rawHttp, startServer, type Served } from "./helpers/serve.js";
@@ -32,26 +32,17 @@ function carriesImage(r: Request, png: Buffer): boolean {
 }
 
 describe("the page's \"run in this browser\" switch", { timeout: 300_000, skip }, () => {
-  let browser: Browser;
-  const servers: Served[] = [];
-  before(async () => {
-    mkdirSync(OUT, { recursive: true });
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-    for (const s of servers) s.kill();
-  });
+  const suite = chromiumForSuite(OUT);
 
   async function serve(env: NodeJS.ProcessEnv = {}): Promise<Served> {
     const s = await startServer(["--quiet"], { fromSources: true, env });
-    servers.push(s);
+    suite.servers.push(s);
     return s;
   }
 
   /** A fresh context (its own caches); page errors and CSP complaints collected. */
   async function open(url: string): Promise<{ page: Page; problems: string[]; requests: Request[] }> {
-    const context = await browser.newContext({ viewport: { width: 900, height: 1000 } });
+    const context = await suite.browser.newContext({ viewport: { width: 900, height: 1000 } });
     const page = await context.newPage();
     page.setDefaultTimeout(120_000);
     const problems: string[] = [];

@@ -4,13 +4,12 @@
  * field. Screenshots go to .cache/test-output/ (ignored).
  */
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { type Browser, type Page } from "playwright-core";
-import { launchChromium, skipWithoutChromium } from "./helpers/chromium.js";
+import { describe, it } from "node:test";
+import { type Page } from "playwright-core";
+import { chromiumForSuite, skipWithoutChromium } from "./helpers/chromium.js";
 import { repoRoot } from "./helpers/fixtures.js";
-import { dataUrl, E2E, post, startServer, type Served } from "./helpers/serve.js";
+import { dataUrl, E2E, post, startServer } from "./helpers/serve.js";
 
 const OUT = resolve(repoRoot, ".cache/test-output");
 const image = (name: string) => join(E2E, "images", name);
@@ -19,19 +18,10 @@ const CAPTIONS = ["a cat sitting on a wooden floor", "a cup of coffee on a table
 const skip = skipWithoutChromium;
 
 describe("the web page", { timeout: 180_000, skip }, () => {
-  let browser: Browser;
-  const servers: Served[] = [];
-  before(async () => {
-    mkdirSync(OUT, { recursive: true });
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-    for (const s of servers) s.kill();
-  });
+  const suite = chromiumForSuite(OUT);
 
   async function open(url: string): Promise<{ page: Page; errors: string[] }> {
-    const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
+    const page = await suite.browser.newPage({ viewport: { width: 900, height: 900 } });
     page.setDefaultTimeout(30_000);
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
@@ -53,7 +43,7 @@ describe("the web page", { timeout: 180_000, skip }, () => {
 
   it("ranks captions for an uploaded image with the API's numbers, and fills a mask", async () => {
     const s = await startServer(["--quiet"]);
-    servers.push(s);
+    suite.servers.push(s);
     const { page, errors } = await open(s.url);
     try {
       const shown = await rank(page, CAPTIONS);
@@ -87,7 +77,7 @@ describe("the web page", { timeout: 180_000, skip }, () => {
 
   it("asks for the API key when the server requires one", async () => {
     const s = await startServer(["--quiet"], { env: { BRIDGETOWER_API_KEY: "page-key" } });
-    servers.push(s);
+    suite.servers.push(s);
     const { page, errors } = await open(s.url);
     try {
       await page.locator("#key-field").waitFor({ state: "visible" });
