@@ -132,7 +132,7 @@ describe("the page's \"run in this browser\" switch", { timeout: 300_000, skip }
   });
 
   it("the int8 path (chosen for models over 256 MB) ranks like fp32, and a reload reads the browser cache", async () => {
-    const s = servers[0] ?? (await serve());
+    const s = suite.servers[0] ?? (await serve());
     const info = (await get(`${s.url}/info`)).json;
     const fp32 = (await post(`${s.url}/v1/itm`, { image: dataUrl("chelsea.png"), texts: CAPTIONS })).json.results as { text: string; score: number }[];
     const { page, problems } = await open(s.url);
@@ -160,7 +160,7 @@ describe("the page's \"run in this browser\" switch", { timeout: 300_000, skip }
   });
 
   it("serves the model's files with Range support and nothing else", async () => {
-    const s = servers[0] ?? (await serve());
+    const s = suite.servers[0] ?? (await serve());
     const weights = readFileSync(join(E2E, "model.safetensors"));
     const res = await fetch(`${s.url}/model/model.safetensors`, { headers: { range: "bytes=100-1123" } });
     assert.equal(res.status, 206);
