@@ -96,9 +96,11 @@ export class ModelThread implements ModelInfo {
         else if (m.type === "failed") reject(reviveError(m.error));
         else if (m.type === "ready") resolve((thread = new ModelThread(worker, m.heads, m.config)));
       });
-      worker.on("error", (e) => (thread ? thread.fail(e) : reject(e)));
+      // An uncaught error is followed by "exit": the server learns of either there, once.
+      let uncaught: Error | undefined;
+      worker.on("error", (e) => (uncaught = e));
       worker.on("exit", (code) => {
-        const e = new Error(`the model thread exited (code ${code})`);
+        const e = uncaught ? new Error(`the model thread failed: ${uncaught.message}`) : new Error(`the model thread exited (code ${code})`);
         if (!thread) return reject(e);
         if (thread.fail(e)) onExit(e);
       });
