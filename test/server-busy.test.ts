@@ -29,8 +29,13 @@ describe("bridgetower serve while a full-size batch runs", { timeout: 900_000 },
     await sleep(1000);
     const health = await track("health", get(`${s.url}/health`));
     const queued = track("queued", post(`${s.url}/v1/itm`, { image, texts: texts.slice(0, 2) }, { timeoutMs: 600_000 }));
-    await sleep(200);
-    const metrics = await track("metrics", get(`${s.url}/metrics`));
+    // Polled until the second request is queued (its image decoded and checked).
+    let metrics = await get(`${s.url}/metrics`);
+    for (let i = 0; i < 100 && !/^bridgetower_queue_size 2$/m.test(metrics.text) && !done.includes("running"); i++) {
+      await sleep(20);
+      metrics = await get(`${s.url}/metrics`);
+    }
+    done.push("metrics");
     const refused = await track("refused", post(`${s.url}/v1/itm`, { image, texts: ["one more"] }));
     assert.deepEqual(done, ["health", "metrics", "refused"], `answered in the order ${done.join(", ")}: the running batch ended first`);
     assert.deepEqual(health.json, { status: "ok" });
