@@ -79,11 +79,16 @@ describe("bridgetower serve: loading, load, shutdown", { timeout: 300_000 }, () 
     }
     const itm = await rankTexts(model.itm, processor, join(E2E, "images", "chelsea.png"), ["a cat", "coffee"]);
     const img = dataUrl("chelsea.png");
+    // A long batch first (16 texts of ~500 tokens, taken alone as nothing waits), so the 60 clients below arrive
+    // while the model is busy: a small model could otherwise keep up with them and never fill the queue.
+    const busy = post(`${s.url}/v1/embeddings`, { input: Array.from({ length: 16 }, (_, i) => `caption ${i} ${"a cat on a mat ".repeat(100)}`) });
+    await sleep(50);
     // 60 clients at once: text embeddings mostly, some ITM.
     const jobs = Array.from({ length: 60 }, (_, i) => i % 5 === 4
       ? { kind: "itm", req: post(`${s.url}/v1/itm`, { image: img, texts: ["a cat", "coffee"] }) }
       : { kind: "text", text: texts[i % texts.length], req: post(`${s.url}/v1/embeddings`, { input: texts[i % texts.length] }) });
     const done = await Promise.all(jobs.map(async (j) => ({ ...j, res: await j.req })));
+    assert.equal((await busy).status, 200);
     const counts = { 200: 0, 429: 0 };
     for (const j of done) {
       assert.ok(j.res.status === 200 || j.res.status === 429, `status ${j.res.status}: ${j.res.text}`);
@@ -133,11 +138,15 @@ describe("bridgetower serve: loading, load, shutdown", { timeout: 300_000 }, () 
     const images = Array.from({ length: 12 }, (_, i) => dataUrl(i % 2 ? "coffee.png" : "chelsea.png"));
     const N = 16;
     let answered = 0;
+    // A long batch first (64 texts of ~500 tokens, about a second), so the ITM requests are still waiting when the
+    // signal comes: a small model could otherwise answer them as fast as they arrive.
+    const busy = post(`${s.url}/v1/embeddings`, { input: Array.from({ length: 64 }, (_, i) => `caption ${i} ${"a cat on a mat ".repeat(100)}`) });
+    await sleep(50);
     const requests = Array.from({ length: N }, () => post(`${s.url}/v1/itm`, { text: "a cup of coffee", images }).then((r) => (answered++, r)));
     // Wait until the server has all of them (in flight or answered), then signal.
     for (let i = 0; i < 1000; i++) {
       const m = /^bridgetower_requests_in_flight (\d+)$/m.exec((await get(`${s.url}/metrics`)).text);
-      if (Number(m?.[1] ?? 0) - 1 + answered >= N) break;
+      if (Number(m?.[1] ?? 0) - 2 + answered >= N) break; // less this request and the long one
       await sleep(10);
     }
     const answeredAtSignal = answered;
@@ -149,6 +158,7 @@ describe("bridgetower serve: loading, load, shutdown", { timeout: 300_000 }, () 
       assert.equal(late.json.error.type, "unavailable");
     }
     const results = await Promise.all(requests);
+    assert.equal((await busy).status, 200, "the long request, accepted before the signal, is answered too");
     t.diagnostic(`answered before SIGTERM: ${answeredAtSignal} of ${N}; late request: ${late instanceof Error ? late.message : late.status}`);
     assert.ok(answeredAtSignal < N, `requests were still in flight at SIGTERM (${answeredAtSignal} of ${N} answered)`);
     for (const r of results) (assert.equal(r.status, 200, r.text), assert.equal(r.json.results.length, images.length));

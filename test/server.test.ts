@@ -32,6 +32,8 @@ function isError(r: { status: number; json: any; text: string }, status: number,
 }
 
 /** Sum of the text batch-size histogram: [batches, batches of one]. */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 async function textBatches(url: string): Promise<[number, number]> {
   const m = (await get(`${url}/metrics`)).text;
   const count = Number(/^bridgetower_batch_size_count\{kind="text"\} (\d+)/m.exec(m)?.[1] ?? 0);
@@ -180,15 +182,23 @@ describe("bridgetower serve", { timeout: 300_000 }, () => {
     close("pair", p.json.embedding, c.cross_embeds[1]);
   });
 
-  it("text embeddings batched across requests and padded to the longest equal the unbatched ones", async () => {
+  it("text embeddings batched across requests and padded to the longest equal the unbatched ones", async (t) => {
     const texts = Array.from({ length: 12 }, (_, i) => `caption ${i}:${" and a very long tail".repeat(i % 4)} about a cat`);
     const batched = await api("/v1/embeddings", { input: texts });
     assert.equal(batched.status, 200, batched.text);
+    // First a long batch (16 texts of ~500 tokens: a few hundred ms on the model thread), so that the 12 requests
+    // arrive while the model is busy. Without it a small model can finish each request before the next one arrives,
+    // and nothing would show whether waiting requests share a batch.
     const [before1, beforeOnes] = await textBatches(s.url);
+    const busy = api("/v1/embeddings", { input: Array.from({ length: 16 }, (_, i) => `caption ${i} ${"a cat on a mat ".repeat(100)}`) });
+    await sleep(50);
     const concurrent = await Promise.all(texts.map((t) => api("/v1/embeddings", { input: t })));
+    assert.equal((await busy).status, 200);
     const [after1, afterOnes] = await textBatches(s.url);
-    assert.ok(after1 - before1 < texts.length, "concurrent requests went into fewer batches than requests");
-    assert.ok(after1 - before1 - (afterOnes - beforeOnes) >= 1, "at least one batch held several requests");
+    const [batches, ones] = [after1 - before1 - 1, afterOnes - beforeOnes];
+    assert.ok(batches < texts.length, `the 12 concurrent requests went into ${batches} batches`);
+    assert.ok(batches - ones >= 1, "at least one batch held several requests");
+    t.diagnostic(`12 concurrent requests ran in ${batches} batch(es)`);
     for (const [i, t] of texts.entries()) {
       const alone = await api("/v1/embeddings", { input: t });
       const enc = await processor.call({ text: [t] });
