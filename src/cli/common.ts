@@ -25,6 +25,12 @@ export function positiveInt(v: unknown, flag: string): number | undefined {
   return n;
 }
 
+/** --dtype: fp32, int8 or not given. */
+export function dtypeFlag(v: unknown): "fp32" | "int8" | undefined {
+  if (v !== undefined && v !== "fp32" && v !== "int8") throw new InputError("--dtype", `must be fp32 or int8, got "${v}"`);
+  return v;
+}
+
 export function list(v: unknown): string[] {
   return Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
 }
@@ -41,8 +47,7 @@ export async function modelFolder(
   const id = typeof o.model === "string" && o.model ? o.model : DEFAULT_MODEL;
   status(`bridgetower: resolving ${id}`);
   const { dir } = await resolveModel(id, { revision: typeof o.revision === "string" ? o.revision : undefined });
-  const dtype = o.dtype as string | undefined;
-  if (dtype !== undefined && dtype !== "fp32" && dtype !== "int8") throw new InputError("--dtype", `must be fp32 or int8, got "${dtype}"`);
+  const dtype = dtypeFlag(o.dtype);
   return { dir, threads: positiveInt(o.threads, "--threads"), dtype, onWarning: (w) => console.error(`bridgetower: warning: ${w}`) };
 }
 

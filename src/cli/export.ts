@@ -1,7 +1,7 @@
 import { InputError } from "../errors.js";
 import { exportModel, type ExportHead } from "../export/index.js";
 import { parse, type CommandSpec } from "./args.js";
-import { required } from "./common.js";
+import { dtypeFlag, required } from "./common.js";
 
 export const exportSpec: CommandSpec = {
   name: "export",
@@ -21,13 +21,12 @@ export const exportSpec: CommandSpec = {
 export async function exportCommand(argv: string[]): Promise<void> {
   const { values: o, positionals } = parse(exportSpec, argv);
   if (positionals.length !== 1) throw new InputError("export", "needs exactly one model folder or Hub id (see --help)");
-  const dtype = o.dtype as string | undefined;
-  if (dtype !== undefined && dtype !== "fp32" && dtype !== "int8") throw new InputError("--dtype", `must be fp32 or int8, got "${dtype}"`);
+  const dtype = dtypeFlag(o.dtype);
   const heads = typeof o.heads === "string" ? (o.heads.split(",").map((h) => h.trim()).filter(Boolean) as ExportHead[]) : "available";
   const log = (m: string) => process.stderr.write(`bridgetower export: ${m}\n`);
   const r = await exportModel(positionals[0], {
     out: required(o.out, "--out"),
-    dtype: dtype as "fp32" | "int8" | undefined,
+    dtype,
     heads,
     parts: o.parts === true,
     force: o.force === true,

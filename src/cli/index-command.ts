@@ -1,7 +1,7 @@
 /** `bridgetower index`: flags to `Collection.add`, progress on stderr, one line per skipped file, the summary on stdout. */
 import { Collection, InputError, type IndexProgress } from "../index.js";
 import { parse, type CommandSpec } from "./args.js";
-import { positiveInt } from "./common.js";
+import { dtypeFlag, positiveInt } from "./common.js";
 
 export const indexSpec: CommandSpec = {
   name: "index",
@@ -58,8 +58,7 @@ export async function indexCommand(argv: string[]): Promise<number> {
   const { values: o, positionals: sources } = parse(indexSpec, argv);
   if (typeof o.db !== "string" || !o.db) throw new InputError("--db", "is required: the collection's folder (see --help)");
   if (sources.length === 0 && !o.captions) throw new InputError("index", "give at least one SOURCE file or folder, or --captions (see --help)");
-  const dtype = o.dtype as string | undefined;
-  if (dtype !== undefined && dtype !== "fp32" && dtype !== "int8") throw new InputError("--dtype", `must be fp32 or int8, got "${dtype}"`);
+  const dtype = dtypeFlag(o.dtype);
   const context = o.context === undefined ? undefined : Number(o.context);
   if (context !== undefined && !(Number.isInteger(context) && context >= 0)) throw new InputError("--context", `must be a whole number >= 0, got "${o.context}"`);
   const every = o["frames-every"] === undefined ? undefined : Number(o["frames-every"]);
@@ -68,7 +67,7 @@ export async function indexCommand(argv: string[]): Promise<number> {
   const collection = await Collection.open(o.db, {
     create: true,
     model: o.model as string | undefined,
-    dtype: dtype as "fp32" | "int8" | undefined,
+    dtype,
     threads: positiveInt(o.threads, "--threads"),
     hub: { revision: o.revision as string | undefined },
     framesDir: o["frames-dir"] as string | undefined,

@@ -1,7 +1,7 @@
 /** `bridgetower search`: a text and/or image query against a collection; a table or JSON, best first. */
 import { Collection, InputError, type SearchResult } from "../index.js";
 import { parse, type CommandSpec } from "./args.js";
-import { fmt, positiveInt } from "./common.js";
+import { dtypeFlag, fmt, positiveInt } from "./common.js";
 
 export const searchSpec: CommandSpec = {
   name: "search",
@@ -47,11 +47,10 @@ export async function searchCommand(argv: string[]): Promise<void> {
   const topK = positiveInt(o["top-k"], "--top-k") ?? 10;
   const rerank = positiveInt(o.rerank, "--rerank");
   if (rerank && !text?.trim()) throw new InputError("--rerank", "needs a TEXT query (ITM scores the text against each image)");
-  const dtype = o.dtype as string | undefined;
-  if (dtype !== undefined && dtype !== "fp32" && dtype !== "int8") throw new InputError("--dtype", `must be fp32 or int8, got "${dtype}"`);
+  const dtype = dtypeFlag(o.dtype);
   const collection = await Collection.open(o.db, {
     model: o.model as string | undefined,
-    dtype: dtype as "fp32" | "int8" | undefined,
+    dtype,
     threads: positiveInt(o.threads, "--threads"),
     hub: o.revision ? { revision: o.revision as string } : undefined,
     framesDir: o["frames-dir"] as string | undefined,

@@ -2,7 +2,7 @@
 import { InputError } from "../errors.js";
 import { DEFAULT_MAX_IMAGE_PIXELS, serve } from "../server/index.js";
 import { parse, type CommandSpec } from "./args.js";
-import { DEFAULT_MODEL, positiveInt } from "./common.js";
+import { DEFAULT_MODEL, dtypeFlag, positiveInt } from "./common.js";
 
 export const serveSpec: CommandSpec = {
   name: "serve",
@@ -29,8 +29,7 @@ export const serveSpec: CommandSpec = {
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values: o } = parse(serveSpec, argv);
-  const dtype = o.dtype as string | undefined;
-  if (dtype !== undefined && dtype !== "fp32" && dtype !== "int8") throw new InputError("--dtype", `must be fp32 or int8, got "${dtype}"`);
+  const dtype = dtypeFlag(o.dtype);
   const portText = (o.port as string | undefined) ?? process.env.PORT ?? "8080";
   const port = Number(portText);
   if (portText.trim() === "" || !Number.isInteger(port) || port < 0 || port > 65535)
@@ -48,7 +47,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     revision: o.revision as string | undefined,
     host: (o.host as string | undefined) ?? "127.0.0.1",
     port,
-    dtype: dtype as "fp32" | "int8" | undefined,
+    dtype,
     threads: positiveInt(o.threads, "--threads"),
     maxBatchSize: positiveInt(o["max-batch-size"], "--max-batch-size") ?? 16,
     maxQueue: positiveInt(o["max-queue"], "--max-queue") ?? 64,
