@@ -3,7 +3,7 @@ export {
   BridgeTowerModel, BridgeTowerForImageAndTextRetrieval, BridgeTowerForMaskedLM, BridgeTowerForContrastiveLearning,
   BridgeTowerPreTrainedModel, type LoadOptions, type ModelInputs, type Outputs, type Encoding,
 } from "./model/bridgetower.js";
-export { parseConfig, loadConfig, type BridgeTowerConfig, type BridgeTowerTextConfig, type BridgeTowerVisionConfig } from "./model/config.js";
+export { parseConfig, loadConfig, maxTextTokens, type BridgeTowerConfig, type BridgeTowerTextConfig, type BridgeTowerVisionConfig } from "./model/config.js";
 export { int64Tensor, type Tensor } from "./model/tensor.js";
 export { BridgeTowerProcessor, type ProcessorCallOptions, type ProcessorOutput } from "./processor.js";
 export { RobertaTokenizer, type EncodeOptions, type DecodeOptions } from "./tokenizer/index.js";

@@ -5,7 +5,7 @@
 import { realpath, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import {
-  BridgeTowerModel, BridgeTowerProcessor, hubFile, InputError, loadConfig, resolveModel, UnsupportedCheckpointError, type HubOptions,
+  BridgeTowerModel, BridgeTowerProcessor, hubFile, InputError, loadConfig, maxTextTokens, resolveModel, UnsupportedCheckpointError, type HubOptions,
 } from "../index.js";
 import { ModelMismatchError } from "./errors.js";
 import type { ModelRecord } from "./table.js";
@@ -153,8 +153,7 @@ export class CollectionModel {
 
   /** Longest text the model takes, in tokens (longer captions and queries are truncated). */
   maxTokens(model: BridgeTowerModel): number {
-    const t = model.config.textConfig;
-    return t.maxPositionEmbeddings - t.padTokenId - 1;
+    return maxTextTokens(model.config.textConfig);
   }
 
   /** Frees the model (a given one is left to its owner); calls still running finish first. */

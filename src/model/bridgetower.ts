@@ -5,7 +5,7 @@
  * `BridgeTowerModel.fromPretrained(id, { heads })` shares between several heads.
  */
 import { InputError } from "../errors.js";
-import { numImageTokens } from "./config.js";
+import { maxTextTokens, numImageTokens } from "./config.js";
 import { Engine, type LoadOptions, type Outputs, type TaskHead } from "./engine.js";
 import { crossEntropy } from "./loss.js";
 import { crossImage, crossText, hasTrunk, imageBridge, type Head } from "./parts.js";
@@ -134,7 +134,7 @@ export class BridgeTowerPreTrainedModel {
     if (ids.dims.length !== 2) throw new InputError("input_ids", `expected shape [batch, length], got [${ids.dims.join(", ")}]`);
     if (mask.dims.length !== 2 || mask.dims[0] !== ids.dims[0] || mask.dims[1] !== ids.dims[1])
       throw new InputError("attention_mask", `shape [${mask.dims.join(", ")}] differs from input_ids [${ids.dims.join(", ")}]`);
-    const maxLen = t.maxPositionEmbeddings - t.padTokenId - 1;
+    const maxLen = maxTextTokens(t);
     if (ids.dims[1] > maxLen)
       throw new InputError("input_ids", `text is ${ids.dims[1]} tokens long but the model has positions for ${maxLen}: truncate the text (e.g. truncation with max_length ${maxLen})`);
     for (const id of ids.data)

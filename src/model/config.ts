@@ -207,6 +207,11 @@ export function splitIndex(c: BridgeTowerConfig): number {
 }
 
 /** Number of image tokens: patches plus the class token. */
+/** Longest text the model takes, in tokens with `<s>` and `</s>` (RoBERTa positions start after the pad id). */
+export function maxTextTokens(t: BridgeTowerTextConfig): number {
+  return t.maxPositionEmbeddings - t.padTokenId - 1;
+}
+
 export function numImageTokens(v: BridgeTowerVisionConfig): number {
   const g = Math.floor(v.imageSize / v.patchSize);
   return g * g + 1;

@@ -3,7 +3,7 @@
  * a batch. Images are decoded and preprocessed now, so the queue holds pixel values (about 1 MB each at the large
  * size) rather than decoded photos, and decoding overlaps with the model running other requests.
  */
-import { ImageError, TokenizerError, type BridgeTowerConfig, type BridgeTowerProcessor } from "../index.js";
+import { ImageError, maxTextTokens, TokenizerError, type BridgeTowerConfig, type BridgeTowerProcessor } from "../index.js";
 import { badRequest, tooLarge, unprocessable } from "./errors.js";
 
 /** A tokenized text: `<s> ... </s>`, unpadded. */
@@ -30,7 +30,7 @@ export class Inputs {
     config: BridgeTowerConfig,
     readonly limits: { maxInputs: number; maxImagePixels: number },
   ) {
-    this.maxTokens = config.textConfig.maxPositionEmbeddings - config.textConfig.padTokenId - 1;
+    this.maxTokens = maxTextTokens(config.textConfig);
     const tok = processor.tokenizer;
     let longest = 1;
     for (let id = 0; id < tok.vocabSize; id++) longest = Math.max(longest, tok.idToToken(id)?.length ?? 0);
