@@ -62,14 +62,11 @@ export async function readCacheKey(path: string): Promise<{ key: string; size: n
 }
 
 /** The block check, in a worker thread: its reads go on while the main thread is blocked creating sessions. */
-function checkBlocksInWorker(path: string, meta: Meta): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    blockSums(path, meta.size, meta.block).then((sums) => {
-      const bad = sums.findIndex((c, i) => c !== meta.sums[i]);
-      const i = bad < 0 && sums.length === meta.sums.length ? -1 : Math.max(bad, 0);
-      resolve(i < 0 ? undefined : `block ${i} (bytes ${i * meta.block}..${Math.min((i + 1) * meta.block, meta.size)}) fails its checksum`);
-    }, reject);
-  });
+async function checkBlocksInWorker(path: string, meta: Meta): Promise<string | undefined> {
+  const sums = await blockSums(path, meta.size, meta.block);
+  // Both lists have one sum per block (checkCacheTrailer checked the recorded one's length).
+  const i = sums.findIndex((c, k) => c !== meta.sums[k]);
+  return i < 0 ? undefined : `block ${i} (bytes ${i * meta.block}..${Math.min((i + 1) * meta.block, meta.size)}) fails its checksum`;
 }
 
 async function readTrailer(fh: FileHandle, fileSize: number): Promise<Meta | string> {

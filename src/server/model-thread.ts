@@ -8,8 +8,7 @@
 import { Worker } from "node:worker_threads";
 import * as errors from "../errors.js";
 import type { BridgeTowerConfig, BridgeTowerModel } from "../index.js";
-import type { Kind, Runner } from "./batcher.js";
-import { KINDS } from "./batcher.js";
+import { KINDS, type Kind, type Runner } from "./batcher.js";
 import { ONE_PER_CALL } from "./work.js";
 
 export interface ModelThreadOptions {
