@@ -6,9 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ensureLargeModel, LARGE_DIR } from "./helpers/large.js";
-import { dataUrl, get, post, startServer, type Served } from "./helpers/serve.js";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { dataUrl, get, post, type Served, sleep, startServer } from "./helpers/serve.js";
 
 describe("bridgetower serve while a full-size batch runs", { timeout: 900_000 }, () => {
   let s: Served;

@@ -12,9 +12,8 @@ import { after, before, describe, it } from "node:test";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../src/io/safetensors.js";
 import { BridgeTowerModel, BridgeTowerProcessor, rankTexts } from "../src/index.js";
 import { maxAbsDiff } from "./helpers/fixtures.js";
-import { BIN, dataUrl, E2E, get, post, startServer, type Served } from "./helpers/serve.js";
+import { BIN, dataUrl, E2E, get, post, type Served, sleep, startServer } from "./helpers/serve.js";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const close = (what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol = 1e-5) => {
   const { diff, at } = maxAbsDiff(got, want);
   assert.ok(got.length === want.length && diff <= tol, `${what}: max abs diff ${diff} at ${at}`);

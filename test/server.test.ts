@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BridgeTowerModel, BridgeTowerProcessor, fillMask, rankImages, rankTexts } from "../src/index.js";
 import { maxAbsDiff, repoRoot } from "./helpers/fixtures.js";
-import { dataUrl, E2E, expectedJson, get, pngHeader, post, rawHttp, startServer, type Served } from "./helpers/serve.js";
+import { dataUrl, E2E, expectedJson, get, pngHeader, post, rawHttp, type Served, sleep, startServer } from "./helpers/serve.js";
 
 const KEY = "test-key-1234";
 const auth = { authorization: `Bearer ${KEY}` };
@@ -32,8 +32,6 @@ function isError(r: { status: number; json: any; text: string }, status: number,
 }
 
 /** Sum of the text batch-size histogram: [batches, batches of one]. */
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function textBatches(url: string): Promise<[number, number]> {
   const m = (await get(`${url}/metrics`)).text;
   const count = Number(/^bridgetower_batch_size_count\{kind="text"\} (\d+)/m.exec(m)?.[1] ?? 0);

@@ -11,6 +11,8 @@ export const BIN = resolve(repoRoot, "bin/bridgetower");
 /** The CLI from src through tsx, for tests that must not need a build of dist/. */
 const FROM_SOURCES = [process.execPath, "--import", "tsx", resolve(repoRoot, "test/helpers/cli-src.ts")];
 
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 export interface Served {
   url: string;
   proc: ChildProcess;
