@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../src/io/safetensors.js";
 import { BridgeTowerModel, BridgeTowerProcessor, rankTexts } from "../src/index.js";
 import { maxAbsDiff } from "./helpers/fixtures.js";
-import { BIN, dataUrl, E2E, get, post, type Served, sleep, startServer } from "./helpers/serve.js";
+import { BIN, dataUrl, E2E, get, longTexts, post, type Served, sleep, startServer } from "./helpers/serve.js";
 
 const close = (what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol = 1e-5) => {
   const { diff, at } = maxAbsDiff(got, want);
@@ -80,7 +80,7 @@ describe("bridgetower serve: loading, load, shutdown", { timeout: 300_000 }, () 
     const img = dataUrl("chelsea.png");
     // A long batch first (16 texts of ~500 tokens, taken alone as nothing waits), so the 60 clients below arrive
     // while the model is busy: a small model could otherwise keep up with them and never fill the queue.
-    const busy = post(`${s.url}/v1/embeddings`, { input: Array.from({ length: 16 }, (_, i) => `caption ${i} ${"a cat on a mat ".repeat(100)}`) });
+    const busy = post(`${s.url}/v1/embeddings`, { input: longTexts(16) });
     await sleep(50);
     // 60 clients at once: text embeddings mostly, some ITM.
     const jobs = Array.from({ length: 60 }, (_, i) => i % 5 === 4
@@ -139,7 +139,7 @@ describe("bridgetower serve: loading, load, shutdown", { timeout: 300_000 }, () 
     let answered = 0;
     // A long batch first (64 texts of ~500 tokens, about a second), so the ITM requests are still waiting when the
     // signal comes: a small model could otherwise answer them as fast as they arrive.
-    const busy = post(`${s.url}/v1/embeddings`, { input: Array.from({ length: 64 }, (_, i) => `caption ${i} ${"a cat on a mat ".repeat(100)}`) });
+    const busy = post(`${s.url}/v1/embeddings`, { input: longTexts(64) });
     await sleep(50);
     const requests = Array.from({ length: N }, () => post(`${s.url}/v1/itm`, { text: "a cup of coffee", images }).then((r) => (answered++, r)));
     // Wait until the server has all of them (in flight or answered), then signal.

@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BridgeTowerModel, BridgeTowerProcessor, fillMask, rankImages, rankTexts } from "../src/index.js";
 import { maxAbsDiff, repoRoot } from "./helpers/fixtures.js";
-import { dataUrl, E2E, expectedJson, get, pngHeader, post, rawHttp, type Served, sleep, startServer } from "./helpers/serve.js";
+import { dataUrl, E2E, expectedJson, get, longTexts, pngHeader, post, rawHttp, type Served, sleep, startServer } from "./helpers/serve.js";
 
 const KEY = "test-key-1234";
 const auth = { authorization: `Bearer ${KEY}` };
@@ -188,7 +188,7 @@ describe("bridgetower serve", { timeout: 300_000 }, () => {
     // arrive while the model is busy. Without it a small model can finish each request before the next one arrives,
     // and nothing would show whether waiting requests share a batch.
     const [before1, beforeOnes] = await textBatches(s.url);
-    const busy = api("/v1/embeddings", { input: Array.from({ length: 16 }, (_, i) => `caption ${i} ${"a cat on a mat ".repeat(100)}`) });
+    const busy = api("/v1/embeddings", { input: longTexts(16) });
     await sleep(50);
     const concurrent = await Promise.all(texts.map((t) => api("/v1/embeddings", { input: t })));
     assert.equal((await busy).status, 200);

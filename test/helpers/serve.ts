@@ -13,6 +13,12 @@ const FROM_SOURCES = [process.execPath, "--import", "tsx", resolve(repoRoot, "te
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `n` texts of ~500 tokens: sent to /v1/embeddings, a batch that keeps the small fixture model busy for a few
+ * hundred ms (16) to about a second (64), so that requests sent meanwhile have to wait.
+ */
+export const longTexts = (n: number) => Array.from({ length: n }, (_, i) => `caption ${i} ${"a cat on a mat ".repeat(100)}`);
+
 export interface Served {
   url: string;
   proc: ChildProcess;
