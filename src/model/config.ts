@@ -226,6 +226,11 @@ export async function loadConfig(dir: string): Promise<BridgeTowerConfig> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ConfigError(file, code === "ENOENT" ? "config.json not found: is this a BridgeTower model folder?" : `cannot read (${code})`);
   }
+  return parseConfigText(text, file);
+}
+
+/** config.json's text (read from a folder, or fetched by the browser entry) to a config. */
+export function parseConfigText(text: string, file = "config.json"): BridgeTowerConfig {
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -4,9 +4,9 @@
  * URL), the parts built by the same graph builders (model/plan.ts), one onnxruntime-web session per part. Parts
  * are loaded one after the other, so the page holds one part's weights in JavaScript at a time.
  */
-import { ConfigError, InputError } from "../errors.js";
+import { InputError } from "../errors.js";
 import type { TensorEntry } from "../io/tensors.js";
-import { parseConfig, type BridgeTowerConfig } from "../model/config.js";
+import { parseConfigText, type BridgeTowerConfig } from "../model/config.js";
 import { canonicalNames } from "../model/params.js";
 import type { Head } from "../model/parts.js";
 import { availableHeads, buildPart, checkRequest, checkWeights, requireHead, startParts, type Part } from "../model/plan.js";
@@ -194,13 +194,5 @@ export class Engine {
 const bytesOf = (p: Planned) => (p.kind === "int8" ? p.shape[0] * p.shape[1] : p.kind === "scale" ? 4 * p.shape[0] : 4 * p.shape.reduce((a, b) => a * b, 1));
 
 async function fetchConfig(src: Source): Promise<BridgeTowerConfig> {
-  const url = src.url("config.json");
-  const text = (await getText(src, "config.json"))!;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(url, `not valid JSON (${(e as Error).message})`);
-  }
-  return parseConfig(json, url);
+  return parseConfigText((await getText(src, "config.json"))!, src.url("config.json"));
 }
